@@ -1,0 +1,84 @@
+"""Move images between their native grid and the model's working grid.
+
+The working grid is RAS-aligned, isotropic at ``voxel_size`` mm, covers the whole field of view of
+the input and has every size padded to a multiple of ``multiple`` voxels (what the U-Net's pooling
+needs). Resampling is a single trilinear interpolation each way, so a mask predicted on the working
+grid comes back on the input's exact voxel grid.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+
+@dataclass(frozen=True)
+class Conformed:
+    """An image resampled to the working grid, with what is needed to go back."""
+
+    data: np.ndarray  #: float32 (X, Y, Z), RAS, isotropic voxels
+    affine: np.ndarray  #: 4x4 working voxel -> world (mm)
+    native_shape: tuple  #: 3D shape of the input grid
+    native_affine: np.ndarray  #: 4x4 input voxel -> world (mm)
+
+
+def reference_volume(img) -> np.ndarray:
+    """The 3D float32 volume to strip: the image itself, or the mean over time of a 4D series.
+
+    Non-finite voxels (NaN, ±Inf) are set to 0 so that they fall outside the brain.
+    """
+    data = np.asanyarray(img.dataobj, dtype=np.float32)
+    if data.ndim == 4:
+        finite = np.where(np.isfinite(data), data, 0.0)
+        data = finite.mean(axis=3, dtype=np.float32)
+    data = np.squeeze(data) if data.ndim > 3 else data
+    return np.where(np.isfinite(data), data, 0.0).astype(np.float32, copy=False)
+
+
+def working_grid(native_shape, native_affine, voxel_size: float, multiple: int):
+    """Shape and affine of the RAS working grid that covers the native field of view.
+
+    Returns ``(shape, affine)``; the grid is centred on the native field of view and each size is
+    rounded up to a multiple of ``multiple`` voxels.
+    """
+    corners = np.array(
+        [[i, j, k, 1.0] for i in (-0.5, native_shape[0] - 0.5)
+         for j in (-0.5, native_shape[1] - 0.5) for k in (-0.5, native_shape[2] - 0.5)]
+    )
+    world = (native_affine @ corners.T)[:3].T
+    low, high = world.min(axis=0), world.max(axis=0)
+    extent_vox = np.ceil((high - low) / voxel_size - 1e-6).astype(int)
+    shape = tuple(int(np.ceil(max(e, 1) / multiple) * multiple) for e in extent_vox)
+    centre = (low + high) / 2.0
+    affine = np.diag([voxel_size, voxel_size, voxel_size, 1.0])
+    affine[:3, 3] = centre - voxel_size * (np.array(shape) - 1) / 2.0
+    return shape, affine
+
+
+def _resample(volume, source_affine, target_shape, target_affine, order: int) -> np.ndarray:
+    """Resample ``volume`` (on ``source_affine``) onto the target grid; outside → 0."""
+    index_map = np.linalg.inv(source_affine) @ target_affine
+    return ndimage.affine_transform(
+        np.asarray(volume, dtype=np.float32), index_map[:3, :3], offset=index_map[:3, 3],
+        output_shape=tuple(target_shape), order=order, mode="constant", cval=0.0,
+        prefilter=False,
+    )
+
+
+def conform(img, voxel_size: float = 2.0, multiple: int = 16) -> Conformed:
+    """Resample a 3D or 4D nibabel image to the working grid (intensities not normalised)."""
+    volume = reference_volume(img)
+    native_affine = np.asarray(img.affine, dtype=float)
+    shape, affine = working_grid(volume.shape, native_affine, voxel_size, multiple)
+    # Anti-aliasing before downsampling: a sigma of ~0.4 working voxels per axis in native voxels.
+    zooms = np.sqrt((native_affine[:3, :3] ** 2).sum(axis=0))
+    sigma = np.clip(0.4 * (voxel_size / zooms - 1.0), 0.0, None)
+    if sigma.any():
+        volume = ndimage.gaussian_filter(volume, sigma)
+    data = _resample(volume, native_affine, shape, affine, order=1)
+    return Conformed(data, affine, tuple(volume.shape), native_affine)
+
+
+def unconform(volume, affine, native_shape, native_affine, order: int = 1) -> np.ndarray:
+    """Resample a working-grid volume back to the native grid; returns float32 ``native_shape``."""
+    return _resample(volume, affine, native_shape, native_affine, order=order)

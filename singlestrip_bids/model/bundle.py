@@ -1,0 +1,160 @@
+"""Model bundles: a folder with ``bundle.json`` and the weights it describes.
+
+``bundle.json`` carries everything needed to rebuild the networks (architecture, working voxel size,
+intensity normalisation, training and synthesis settings, seed, package version) and the sha256 of
+every weights file. Weights are plain state dicts read with ``torch.load(weights_only=True)``, so a
+bundle can never run code; a file whose hash does not match is refused.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from singlestrip_bids import __version__
+from singlestrip_bids.errors import UserError
+
+FORMAT = "singlestrip-bundle"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle; networks are on the CPU in eval mode."""
+
+    path: Path
+    config: dict
+    unet: object  #: model.unet.UNet
+    qc_ae: object = None  #: qc autoencoder or None
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.config['name']}-{self.config['unet']['sha256'][:12]}"
+
+    @property
+    def voxel_size(self) -> float:
+        return float(self.config["working_voxel_size"])
+
+    @property
+    def multiple(self) -> int:
+        return 2 ** (int(self.config["unet"]["config"]["levels"]) - 1)
+
+
+def default_bundle_path() -> Path:
+    """The model shipped inside the package."""
+    return Path(resources.files("singlestrip_bids") / "data" / "default_model")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_bundle(path, *, name: str, unet, voxel_size: float, qc_ae=None, extra: dict | None = None) -> Path:
+    """Write a bundle folder atomically (built in a temporary sibling, then renamed into place).
+
+    ``qc_ae`` is an autoencoder exposing ``.config`` (a JSON-able dict for
+    ``qc.autoencoder.build_autoencoder``); ``extra`` holds provenance (training, GMM, synthesis).
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is read by other users (containers)
+    try:
+        config = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": name,
+            "package_version": __version__,
+            "working_voxel_size": float(voxel_size),
+            "orientation": "RAS",
+            "intensity_normalization": "(x - min) / (p99 - min), clipped to [0, 1]",
+            **(extra or {}),
+        }
+        nets = {"unet": (unet, unet.config.to_dict())}
+        if qc_ae is not None:
+            nets["qc_ae"] = (qc_ae, dict(qc_ae.config))
+        for key, (net, net_config) in nets.items():
+            state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+            torch.save(state, tmp / f"{key}.pt")
+            config[key] = {"config": net_config, "file": f"{key}.pt", "sha256": _sha256(tmp / f"{key}.pt")}
+        (tmp / "bundle.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _load_weights(folder: Path, entry: dict, what: str):
+    import torch
+
+    file = folder / entry["file"]
+    if Path(entry["file"]).name != entry["file"] or not file.is_file():
+        raise UserError(f"model bundle {folder}: {what} weights file {entry['file']!r} is missing")
+    if _sha256(file) != entry["sha256"]:
+        raise UserError(f"model bundle {folder}: {file.name} does not match its sha256 (modified or corrupt)")
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors of a foreign file: refuse, never execute
+        raise UserError(f"model bundle {folder}: {file.name} is not a plain weights file ({exc})") from None
+
+
+def read_bundle_config(path) -> dict:
+    """Read and check ``bundle.json`` without loading any weights."""
+    folder = Path(path)
+    if folder.is_file() and folder.name == "bundle.json":
+        folder = folder.parent
+    meta = folder / "bundle.json"
+    if not meta.is_file():
+        raise UserError(f"{folder} is not a model bundle (no bundle.json)")
+    try:
+        config = json.loads(meta.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"model bundle {folder}: unreadable bundle.json ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise UserError(f"{folder} is not a singlestrip model bundle")
+    if int(config.get("format_version", 0)) > FORMAT_VERSION:
+        raise UserError(f"model bundle {folder} needs a newer singlestrip_bids (format {config['format_version']})")
+    return config
+
+
+def load_bundle(path) -> Bundle:
+    """Load a bundle folder (or its ``bundle.json``); networks on the CPU in eval mode."""
+    from singlestrip_bids.model.unet import UNet, UNetConfig
+
+    folder = Path(path)
+    if folder.is_file():
+        folder = folder.parent
+    config = read_bundle_config(folder)
+    try:
+        unet = UNet(UNetConfig(**config["unet"]["config"]))
+        unet.load_state_dict(_load_weights(folder, config["unet"], "U-Net"))
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise UserError(f"model bundle {folder}: U-Net does not match its config ({exc})") from None
+    qc_ae = None
+    if "qc_ae" in config:
+        from singlestrip_bids.qc.autoencoder import build_autoencoder
+
+        try:
+            qc_ae = build_autoencoder(config["qc_ae"]["config"])
+            qc_ae.load_state_dict(_load_weights(folder, config["qc_ae"], "QC autoencoder"))
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise UserError(f"model bundle {folder}: QC autoencoder does not match its config ({exc})") from None
+        qc_ae.eval()
+    return Bundle(folder, config, unet.eval(), qc_ae)

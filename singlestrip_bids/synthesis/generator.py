@@ -1,0 +1,119 @@
+"""The stream of synthetic training pairs drawn from one or more (class map, brain mask) sources."""
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from singlestrip_bids.model.normalize import normalize_intensity
+from singlestrip_bids.synthesis import transforms as T
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """Every range of the synthesis (METHOD.md §2); sizes in working-grid voxels."""
+
+    patch_shape: tuple = (96, 96, 96)
+    spatial: T.RandomSpatial = field(default_factory=T.RandomSpatial)
+    intensity_mean: tuple = (25 / 255, 225 / 255)
+    intensity_std: tuple = (5 / 255, 25 / 255)
+    background_zero_probability: float = 0.2
+    noise: T.RandomGaussianNoise = field(default_factory=T.RandomGaussianNoise)
+    blur: T.RandomGaussianBlur = field(default_factory=T.RandomGaussianBlur)
+    bias: T.RandomBiasField = field(default_factory=T.RandomBiasField)
+    gamma: T.RandomGamma = field(default_factory=T.RandomGamma)
+    field_of_view: T.RandomFieldOfView = field(default_factory=T.RandomFieldOfView)
+    thick_slices: T.RandomThickSlices = field(default_factory=T.RandomThickSlices)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SynthesisConfig":
+        nested = {"spatial": T.RandomSpatial, "noise": T.RandomGaussianNoise, "blur": T.RandomGaussianBlur,
+                  "bias": T.RandomBiasField, "gamma": T.RandomGamma, "field_of_view": T.RandomFieldOfView,
+                  "thick_slices": T.RandomThickSlices}
+        kwargs = {k: (nested[k](**v) if k in nested else (tuple(v) if isinstance(v, list) else v))
+                  for k, v in values.items()}
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """The parameters of one synthetic pair: replaying them reproduces it exactly."""
+
+    source: int
+    spatial: T.SpatialTransform
+    intensities: T.ClassIntensities
+    noise: T.GaussianNoise
+    blur: T.GaussianBlur
+    bias: T.BiasField
+    gamma: T.Gamma
+    field_of_view: T.FieldOfView
+    thick_slices: T.ThickSlices
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Draw":
+        """Rebuild a draw from :meth:`to_dict` output (e.g. read back from a JSON log)."""
+        kinds = {"spatial": T.SpatialTransform, "intensities": T.ClassIntensities, "noise": T.GaussianNoise,
+                 "blur": T.GaussianBlur, "bias": T.BiasField, "gamma": T.Gamma,
+                 "field_of_view": T.FieldOfView, "thick_slices": T.ThickSlices}
+        built = {key: kinds[key](**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+                 for key, params in values.items() if key in kinds}
+        return cls(source=int(values["source"]), **built)
+
+
+class Synthesizer:
+    """Draws (image, mask) training pairs from class maps and brain masks.
+
+    Each source is a ``(labels, mask)`` pair of (X, Y, Z) arrays on the working grid (labels uint8
+    from :func:`synthesis.gmm.fit_class_map`); every source is drawn with the same probability.
+    """
+
+    def __init__(self, sources, config: SynthesisConfig = SynthesisConfig(), *, seed: int = 0, device="cpu"):
+        if not sources:
+            raise ValueError("at least one (labels, mask) source is needed")
+        self.config = config
+        self.device = torch.device(device)
+        self.rng = np.random.default_rng(seed)
+        self.labels = [torch.as_tensor(np.asarray(lab, dtype=np.uint8), device=self.device)[None] for lab, _ in sources]
+        self.masks = [torch.as_tensor(np.asarray(m, dtype=np.float32), device=self.device)[None] for _, m in sources]
+        self.centres = [np.argwhere(np.asarray(m) > 0).mean(axis=0) for _, m in sources]
+        self.n_classes = max(int(lab.max()) + 1 for lab in self.labels)
+
+    def sample(self) -> Draw:
+        """Draw the parameters of one pair from the seeded generator."""
+        c, rng = self.config, self.rng
+        return Draw(
+            source=int(rng.integers(len(self.labels))),
+            spatial=c.spatial(rng),
+            intensities=T.RandomClassIntensities(self.n_classes, c.intensity_mean, c.intensity_std,
+                                                 c.background_zero_probability)(rng),
+            noise=c.noise(rng),
+            blur=c.blur(rng),
+            bias=c.bias(rng),
+            gamma=c.gamma(rng),
+            field_of_view=c.field_of_view(rng),
+            thick_slices=c.thick_slices(rng),
+        )
+
+    def render(self, draw: Draw):
+        """Image (1, X, Y, Z) normalised as the network sees it, and its brain mask (1, X, Y, Z)."""
+        labels, mask = draw.spatial(self.labels[draw.source], self.masks[draw.source],
+                                    self.config.patch_shape, self.centres[draw.source])
+        image = draw.intensities(labels[0])[None]
+        image = draw.bias(draw.blur(draw.noise(image)))
+        image = draw.gamma(image)
+        image = draw.thick_slices(image)
+        image = draw.field_of_view(image)
+        mask = draw.field_of_view(mask)
+        return normalize_intensity(image), mask
+
+    def batch(self, size: int):
+        """``size`` fresh pairs: images and masks (B, 1, X, Y, Z), and their draws."""
+        draws = [self.sample() for _ in range(size)]
+        pairs = [self.render(d) for d in draws]
+        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]), draws

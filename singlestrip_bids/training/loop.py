@@ -1,0 +1,118 @@
+"""A short training loop made of hooks: step, log, validate, checkpoint, resume."""
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from singlestrip_bids.model.loss import soft_dice_loss
+
+LOG = logging.getLogger(__name__)
+
+
+class Hook:
+    """Called after every step with the trainer, the step number (1-based) and the loss."""
+
+    def after_step(self, trainer, step: int, loss: float) -> None:  # pragma: no cover - interface
+        pass
+
+
+class ProgressHook(Hook):
+    """Log step count, steps/s and mean loss every ``every`` steps."""
+
+    def __init__(self, every: int = 10):
+        self.every, self.losses, self.start = every, [], time.perf_counter()
+
+    def after_step(self, trainer, step, loss):
+        self.losses.append(loss)
+        if step % self.every == 0 or step == trainer.steps:
+            rate = len(self.losses) / max(time.perf_counter() - self.start, 1e-9)
+            LOG.info("step %d/%d  loss %.4f  %.2f steps/s", step, trainer.steps, float(np.mean(self.losses)), rate)
+            self.losses, self.start = [], time.perf_counter()
+
+
+class HistoryHook(Hook):
+    """Keep every step's loss (for training curves)."""
+
+    def __init__(self):
+        self.losses = []
+
+    def after_step(self, trainer, step, loss):
+        self.losses.append(float(loss))
+
+
+class CheckpointHook(Hook):
+    """Save a resumable checkpoint every ``every`` steps and at the end (atomic)."""
+
+    def __init__(self, path, every: int = 100):
+        self.path, self.every = Path(path), every
+
+    def after_step(self, trainer, step, loss):
+        if step % self.every == 0 or step == trainer.steps:
+            trainer.save_checkpoint(self.path, step)
+
+
+class Trainer:
+    """Fit ``model`` to pairs from ``batch_fn(batch_size) -> (images, masks)`` with soft Dice.
+
+    ``rng_state``/``set_rng_state`` callables let the data stream be resumed exactly.
+    """
+
+    def __init__(self, model, batch_fn, *, steps: int, batch_size: int = 1, lr: float = 3e-4,
+                 device="cpu", hooks=(), rng_state=None, set_rng_state=None):
+        self.model = model.to(device)
+        self.batch_fn, self.steps, self.batch_size = batch_fn, steps, batch_size
+        self.device = torch.device(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.hooks = list(hooks)
+        self.rng_state, self.set_rng_state = rng_state, set_rng_state
+        self.start_step = 0
+
+    def step(self) -> float:
+        images, masks = self.batch_fn(self.batch_size)
+        images, masks = images.to(self.device), masks.to(self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            logits = self.model(images)
+        loss = soft_dice_loss(torch.sigmoid(logits.float()), masks)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def run(self):
+        self.model.train()
+        for step in range(self.start_step + 1, self.steps + 1):
+            loss = self.step()
+            for hook in self.hooks:
+                hook.after_step(self, step, loss)
+        self.model.eval()
+        return self.model
+
+    def save_checkpoint(self, path: Path, step: int) -> None:
+        state = {
+            "step": step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "data_rng": json.dumps(self.rng_state() if self.rng_state else None),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path: Path) -> None:
+        """Resume from ``path`` (weights-only load: a checkpoint cannot run code)."""
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        data_rng = json.loads(state["data_rng"])
+        if data_rng is not None and self.set_rng_state:
+            self.set_rng_state(data_rng)
+        self.start_step = int(state["step"])
+        LOG.info("resumed from %s at step %d", path, self.start_step)

@@ -1,0 +1,107 @@
+"""One-shot training (SL-1): a U-Net from synthesis on ONE labeled image (METHOD.md §1–3)."""
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from singlestrip_bids.model.unet import UNetConfig
+from singlestrip_bids.synthesis.generator import SynthesisConfig
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything that decides a training run; stored in the bundle."""
+
+    steps: int = 2000
+    batch_size: int = 1
+    learning_rate: float = 3e-4
+    voxel_size: float = 2.0  #: working grid, mm
+    n_brain_classes: int = 10
+    n_head_classes: int = 6
+    seed: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 10
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def prepare_source(image_img, mask_img, config: TrainingConfig, seed: int):
+    """Conform an image and its brain mask to the working grid and fit the GMM class map.
+
+    Returns ``(labels uint8 (X, Y, Z), mask bool (X, Y, Z), gmm summary dict)``.
+    """
+    from singlestrip_bids.io.conform import conform
+    from singlestrip_bids.synthesis.gmm import fit_class_map
+
+    image = conform(image_img, config.voxel_size, config.unet.multiple)
+    mask = conform(mask_img, config.voxel_size, config.unet.multiple).data >= 0.5
+    labels, summary = fit_class_map(image.data, mask, n_brain=config.n_brain_classes,
+                                    n_head=config.n_head_classes, seed=seed)
+    return labels, mask, summary
+
+
+def train_unet(unet, sources, config: TrainingConfig, *, device, checkpoint: Path | None = None,
+               resume: bool = False, seed: int | None = None):
+    """Train ``unet`` in place on synthesis from ``sources`` [(labels, mask), …]; returns the loss history."""
+    from singlestrip_bids.synthesis.generator import Synthesizer
+    from singlestrip_bids.training.loop import CheckpointHook, HistoryHook, ProgressHook, Trainer
+
+    seed = config.seed if seed is None else seed
+    synth = Synthesizer(sources, config.synthesis, seed=seed, device=device)
+    history = HistoryHook()
+    hooks = [ProgressHook(config.log_every), history]
+    if checkpoint is not None:
+        hooks.append(CheckpointHook(checkpoint, config.checkpoint_every))
+
+    def set_state(state):
+        synth.rng.bit_generator.state = state
+
+    trainer = Trainer(unet, lambda n: synth.batch(n)[:2], steps=config.steps, batch_size=config.batch_size,
+                      lr=config.learning_rate, device=device, hooks=hooks,
+                      rng_state=lambda: synth.rng.bit_generator.state, set_rng_state=set_state)
+    if resume and checkpoint is not None and Path(checkpoint).is_file():
+        trainer.load_checkpoint(Path(checkpoint))
+    trainer.run()
+    unet.cpu()
+    return history.losses
+
+
+def train_sl1(image_img, mask_img, bundle_path, config: TrainingConfig = TrainingConfig(), *,
+              device="auto", checkpoint: Path | None = None, resume: bool = False, name: str = "sl1",
+              labeled: str = "", qc_ae=None):
+    """Train SL-1 from one labeled image and write a bundle; returns ``(bundle_path, losses, source)``.
+
+    ``labeled`` names the labeled example in the bundle's provenance; ``source`` is the
+    ``(labels, mask)`` pair on the working grid, reused by self-training.
+    """
+    import torch
+
+    from singlestrip_bids.model.bundle import save_bundle
+    from singlestrip_bids.model.device import resolve_device
+    from singlestrip_bids.model.unet import UNet
+
+    device = resolve_device(device) if isinstance(device, str) else device
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    start = time.perf_counter()
+    labels, mask, gmm = prepare_source(image_img, mask_img, config, config.seed)
+    LOG.info("GMM class map: %d classes, brain %.0f mL on the working grid",
+             int(labels.max()) + 1, mask.sum() * config.voxel_size**3 / 1000)
+    unet = UNet(config.unet)
+    losses = train_unet(unet, [(labels, mask)], config, device=device, checkpoint=checkpoint, resume=resume)
+    extra = {
+        "training": {**config.to_dict(), "kind": "sl1", "labeled": labeled, "device": str(device),
+                     "seconds": round(time.perf_counter() - start, 1),
+                     "final_loss": float(np.mean(losses[-50:])) if losses else None},
+        "gmm": [gmm],
+    }
+    save_bundle(bundle_path, name=name, unet=unet, voxel_size=config.voxel_size, qc_ae=qc_ae, extra=extra)
+    return Path(bundle_path), losses, (labels, mask)

@@ -1,0 +1,104 @@
+"""Synthesis: identity parameters, mask alignment, replay, statistics of the draws."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from singlestrip_bids.synthesis import transforms as T
+from singlestrip_bids.synthesis.generator import Draw, SynthesisConfig, Synthesizer
+from singlestrip_bids.synthesis.gmm import fit_class_map
+
+
+def _sphere(shape=(48, 48, 48), radius=12.0, centre=None):
+    centre = np.array(shape) / 2 - 0.5 if centre is None else np.asarray(centre)
+    grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1)
+    return np.linalg.norm(grid - centre, axis=-1) <= radius
+
+
+def _checkerboard_labels(shape=(48, 48, 48)):
+    board = ((np.indices(shape) // 6).sum(0) % 2).astype(np.uint8)
+    return board + 2 * _sphere(shape).astype(np.uint8)
+
+
+def test_identity_spatial_transform_is_identity():
+    labels = torch.as_tensor(_checkerboard_labels())[None]
+    mask = torch.as_tensor(_sphere(), dtype=torch.float32)[None]
+    centre = (np.array(labels.shape[-3:]) - 1) / 2
+    out_labels, out_mask = T.SpatialTransform()(labels, mask, labels.shape[-3:], centre)
+    assert torch.equal(out_labels, labels)
+    assert torch.equal(out_mask, mask)
+
+
+@pytest.mark.parametrize("step", [T.GaussianNoise(), T.GaussianBlur(), T.BiasField(), T.ThickSlices(),
+                                  T.FieldOfView()])
+def test_identity_intensity_parameters_are_identity(step):
+    image = torch.rand(1, 16, 16, 16)
+    assert torch.equal(step(image), image)
+
+
+def test_mask_stays_aligned_with_the_image_under_random_warps():
+    """Render the sphere's class white and the rest black: the image must coincide with the mask."""
+    shape = (48, 48, 48)
+    sphere = _sphere(shape)
+    labels = np.where(sphere, 2, (np.indices(shape) // 6).sum(0) % 2).astype(np.uint8)
+    synth = Synthesizer([(labels, sphere)], SynthesisConfig(patch_shape=shape), seed=3)
+    white_sphere = T.ClassIntensities((0.0, 0.0, 1.0), (0.0, 0.0, 0.0))
+    for _ in range(4):
+        draw = replace(synth.sample(), intensities=white_sphere, noise=T.GaussianNoise(), blur=T.GaussianBlur(),
+                       bias=T.BiasField(), thick_slices=T.ThickSlices())
+        image, mask = synth.render(draw)
+        assert draw.spatial.deformation_std > 0 or draw.spatial.rotation_deg != (0, 0, 0)
+        assert mask.sum() > 1000
+        agreement = ((image[0] > 0.5) == (mask[0] > 0)).float().mean().item()
+        assert agreement > 0.995, agreement
+
+
+def test_replay_reproduces_a_draw_bit_for_bit_through_json():
+    shape = (32, 32, 32)
+    labels = ((np.indices(shape) // 4).sum(0) % 4).astype(np.uint8)
+    synth = Synthesizer([(labels, _sphere(shape, 8))], SynthesisConfig(patch_shape=(32, 32, 32)), seed=11)
+    image, mask, draws = synth.batch(1)
+    replayed = Draw.from_dict(json.loads(json.dumps(draws[0].to_dict())))
+    again_image, again_mask = synth.render(replayed)
+    assert torch.equal(again_image, image[0]) and torch.equal(again_mask, mask[0])
+    other = Synthesizer([(labels, _sphere(shape, 8))], SynthesisConfig(patch_shape=(32, 32, 32)), seed=11)
+    assert other.sample() == draws[0]  # same seed, same parameters
+
+
+def test_statistics_of_many_draws_match_their_ranges():
+    rng = np.random.default_rng(0)
+    spatial = [T.RandomSpatial(rotation_deg=20, scale=(0.85, 1.15))(rng) for _ in range(2000)]
+    rotations = np.array([s.rotation_deg for s in spatial])
+    scales = np.array([s.scale for s in spatial])
+    assert rotations.min() >= -20 and rotations.max() <= 20 and abs(rotations.mean()) < 1.0
+    assert scales.min() >= 0.85 and scales.max() <= 1.15 and abs(scales.mean() - 1.0) < 0.01
+    gammas = np.array([T.RandomGamma(0.25)(rng).gamma for _ in range(4000)])
+    assert abs(np.log(gammas).std() - 0.25) < 0.02
+    intensity = [T.RandomClassIntensities(16)(rng) for _ in range(2000)]
+    black = np.mean([d.means[0] == 0 for d in intensity])
+    assert abs(black - 0.2) < 0.03
+    means = np.array([d.means[1:] for d in intensity])
+    assert means.min() >= 25 / 255 and means.max() <= 225 / 255
+
+
+def test_invalid_ranges_are_refused():
+    with pytest.raises(ValueError):
+        T.as_range((2, 1))
+    with pytest.raises(ValueError):
+        T.as_range(-1)
+    with pytest.raises(ValueError):
+        T.as_range("wide")
+
+
+def test_gmm_class_map_is_deterministic_and_split_by_the_mask():
+    rng = np.random.default_rng(0)
+    mask = _sphere((32, 32, 32), 9)
+    image = np.where(mask, rng.normal(100, 10, mask.shape), rng.normal(20, 5, mask.shape)).astype(np.float32)
+    labels, summary = fit_class_map(image, mask, n_brain=4, n_head=3, seed=5)
+    again, _ = fit_class_map(image, mask, n_brain=4, n_head=3, seed=5)
+    assert np.array_equal(labels, again)
+    assert labels[mask].min() >= 3 and labels[~mask].max() <= 2
+    assert summary["brain"]["means"] == sorted(summary["brain"]["means"])
