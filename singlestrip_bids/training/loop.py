@@ -67,6 +67,7 @@ class Trainer:
         self.model = model.to(device)
         self.batch_fn, self.steps, self.batch_size = batch_fn, steps, batch_size
         self.device = torch.device(device)
+        self.lr = lr
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.hooks = list(hooks)
         self.rng_state, self.set_rng_state = rng_state, set_rng_state
@@ -110,6 +111,8 @@ class Trainer:
         state = torch.load(path, map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the configured rate wins: resuming can lower it
+            group["lr"] = self.lr
         torch.set_rng_state(state["torch_rng"].cpu())
         data_rng = json.loads(state["data_rng"])
         if data_rng is not None and self.set_rng_state:

@@ -19,14 +19,14 @@ class TrainingConfig:
 
     steps: int = 2000
     batch_size: int = 1
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-4
     voxel_size: float = 2.0  #: working grid, mm
     n_brain_classes: int = 10
     n_head_classes: int = 6
     seed: int = 0
     checkpoint_every: int = 100
     log_every: int = 10
-    unet: UNetConfig = field(default_factory=UNetConfig)
+    unet: UNetConfig = field(default_factory=lambda: UNetConfig(base_features=8, max_features=32))
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
 
     def to_dict(self) -> dict:

@@ -1,0 +1,24 @@
+# Quick start: `make demo` (strip a small demo dataset) and `make test` (the test suite).
+# Both create .venv with the CPU-sized torch pin first, then install this package; reruns are quick.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test
+
+demo: $(INSTALLED)
+	$(BIN)/python -m singlestrip_bids.cli.demo demo
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest -q tests
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first and pinned: an unpinned or newer torch pulls gigabytes of CUDA wheels.
+$(INSTALLED): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e '.[test,demo]'
+	touch $@

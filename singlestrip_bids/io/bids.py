@@ -1,0 +1,195 @@
+"""Select images of a BIDS dataset (PyBIDS), find and check the labeled example's brain mask."""
+
+import json
+import re
+from pathlib import Path
+
+from singlestrip_bids.errors import UserError
+
+NIFTI_EXTENSIONS = [".nii", ".nii.gz"]
+_LABEL = re.compile(r"[0-9A-Za-z]+")
+# Entities that tell two files of one subject apart; a mask must agree with its image on these.
+_IDENTIFYING = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run",
+                "echo", "flip", "inversion", "mtransfer", "part")
+_MASK_GRID_TOLERANCE_MM = 1e-3
+
+
+def normalize_labels(labels, prefix: str) -> list[str] | None:
+    """Labels without their ``<prefix>-`` (e.g. ``sub-01`` or ``01`` → ``01``), duplicates dropped.
+
+    ``None`` stays ``None`` (no selection). A label that is not letters and digits only (path
+    characters such as ``../x``, ``/``, ``*``) is a UserError.
+    """
+    if labels is None:
+        return None
+    if isinstance(labels, str):
+        labels = [labels]
+    normalized = []
+    for raw in labels:
+        label = raw[len(prefix) + 1:] if raw.startswith(f"{prefix}-") else raw
+        if not _LABEL.fullmatch(label):
+            raise UserError(f"invalid {prefix}- label {raw!r}: BIDS labels are letters and digits only")
+        if label not in normalized:
+            normalized.append(label)
+    return normalized
+
+
+def load_bids_filters(path) -> dict:
+    """Read a PyBIDS filter file ``{"t1w": {"acquisition": "mprage", "session": null}, ...}``.
+
+    Keys are lower-case suffixes; each value is a dict of PyBIDS query entities. ``null`` means
+    "entity absent" and ``"*"`` "any value". UserError when the file is missing or malformed.
+    """
+    path = Path(path)
+    try:
+        filters = json.loads(path.read_text())
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the BIDS filter file ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(filters, dict) or not all(isinstance(query, dict) for query in filters.values()):
+        raise UserError(f'{path}: expected {{"<suffix>": {{"<entity>": <value>, ...}}, ...}}')
+    return {key.lower(): query for key, query in filters.items()}
+
+
+def _layout(bids_dir, *, derivatives: bool):
+    """A PyBIDS layout without validation (the validator runs separately)."""
+    from bids import BIDSLayout
+
+    bids_dir = Path(bids_dir)
+    if not bids_dir.is_dir():
+        raise UserError(f"{bids_dir}: no such folder")
+    if not (bids_dir / "dataset_description.json").is_file():
+        raise UserError(f"{bids_dir} is not a BIDS dataset (no dataset_description.json)")
+    try:
+        return BIDSLayout(bids_dir, validate=False, derivatives=derivatives)
+    except Exception as exc:  # pybids raises several types for malformed descriptions or derivatives
+        message = " ".join(str(exc).split())[:300]
+        raise UserError(f"{bids_dir}: cannot index the dataset ({message})") from None
+
+
+def _query_values(query: dict) -> dict:
+    """fMRIPrep-style filter values → PyBIDS: ``None`` → Query.NONE, ``"*"`` → Query.ANY."""
+    from bids.layout import Query
+
+    def convert(value):
+        if value is None:
+            return Query.NONE
+        return Query.ANY if value == "*" else value
+
+    return {key: convert(value) for key, value in query.items()}
+
+
+def _check_known(wanted, known, what: str) -> None:
+    unknown = [label for label in wanted or () if label not in known]
+    if unknown:
+        shown = ", ".join(sorted(known)[:10]) + (", ..." if len(known) > 10 else "")
+        raise UserError(f"{what} label(s) not found: {', '.join(unknown)} (dataset has: {shown or 'none'})")
+
+
+def collect_images(bids_dir, *, participant_labels=None, session_labels=None, suffixes=("T1w",),
+                   bids_filters=None) -> list[Path]:
+    """NIfTI images of ``bids_dir`` with the given suffixes, subjects and sessions, sorted.
+
+    ``bids_filters`` (from ``load_bids_filters``) adds entities per suffix. Derivatives are not
+    searched. UserError for a folder that is not BIDS, unknown labels, or when nothing matches.
+    """
+    participants = normalize_labels(participant_labels, "sub")
+    sessions = normalize_labels(session_labels, "ses")
+    layout = _layout(bids_dir, derivatives=False)
+    _check_known(participants, layout.get_subjects(), "participant")
+    _check_known(sessions, layout.get_sessions(), "session")
+    base = {"extension": NIFTI_EXTENSIONS, "return_type": "filename"}
+    if participants:
+        base["subject"] = participants
+    if sessions:
+        base["session"] = sessions
+    filters = bids_filters or {}
+    found = set()
+    for suffix in suffixes:
+        query = {**base, "suffix": suffix, **_query_values(filters.get(suffix.lower(), {}))}
+        try:
+            found.update(layout.get(**query))
+        except ValueError as exc:  # an entity PyBIDS does not know
+            raise UserError(f"bad BIDS filter for {suffix}: {exc}") from None
+    if not found:
+        described = [f"suffix {'/'.join(suffixes)}"]
+        described += [f"participant {'/'.join(participants)}"] if participants else []
+        described += [f"session {'/'.join(sessions)}"] if sessions else []
+        used = {key: value for key, value in filters.items() if key in {s.lower() for s in suffixes}}
+        described += [f"filters {json.dumps(used)}"] if used else []
+        raise UserError(f"no NIfTI images in {bids_dir} match {', '.join(described)}")
+    return sorted(Path(name) for name in found)
+
+
+def find_labeled_mask(bids_dir, subject, suffix="T1w") -> tuple[Path, Path]:
+    """The labeled subject's raw image and its brain mask under ``bids_dir/derivatives/<any>/``.
+
+    The mask is ``*_desc-brain_mask.nii[.gz]`` with the image's identifying entities (session,
+    acquisition, run, ...) and, for a T1w image, no space (or ``space-orig``/``space-T1w``); for
+    another suffix, ``space-<suffix>``. UserError when there is none or more than one candidate.
+    """
+    (label,) = normalize_labels([subject], "sub")
+    layout = _layout(bids_dir, derivatives=True)
+    _check_known([label], layout.get_subjects(scope="raw"), "participant")
+    images = layout.get(subject=label, suffix=suffix, extension=NIFTI_EXTENSIONS, scope="raw")
+    if not images:
+        raise UserError(f"sub-{label} has no {suffix} image in {bids_dir}")
+    masks = layout.get(subject=label, desc="brain", suffix="mask", extension=NIFTI_EXTENSIONS,
+                       scope="derivatives")
+    spaces = {None, "orig", "T1w"} if suffix == "T1w" else {suffix}
+    pairs = [
+        (Path(image.path), Path(mask.path))
+        for image in images
+        for mask in masks
+        if _identity(image) == _identity(mask) and mask.get_entities().get("space") in spaces
+    ]
+    if not pairs:
+        raise UserError(
+            f"no brain mask for sub-{label} {suffix} under {Path(bids_dir) / 'derivatives'} "
+            f"(expected a *_desc-brain_mask.nii.gz with the image's entities, in a folder with a "
+            f"dataset_description.json); give one with --labeled-mask"
+        )
+    if len(pairs) > 1:
+        names = ", ".join(mask.name for _, mask in pairs)
+        raise UserError(f"several brain masks match sub-{label} {suffix}: {names}; choose one with --labeled-mask")
+    return pairs[0]
+
+
+def _identity(bids_file) -> dict:
+    entities = bids_file.get_entities()
+    return {key: entities[key] for key in _IDENTIFYING if key in entities}
+
+
+def check_labeled_mask(image_img, mask_img):
+    """The labeled mask as a uint8 (X, Y, Z) 0/1 array after checking it can teach the model.
+
+    It must lie on the image's voxel grid (same 3D shape; voxel corners within 1e-3 mm), hold only
+    0 and 1, be non-empty and be one 26-connected component. Otherwise a UserError says what is wrong.
+    """
+    import numpy as np
+    from scipy import ndimage
+
+    image_shape, mask_shape = tuple(image_img.shape[:3]), tuple(mask_img.shape)
+    if mask_shape != image_shape:
+        raise UserError(f"labeled mask shape {mask_shape} differs from the image's {image_shape}")
+    corners = np.array([[i, j, k, 1] for i in (0, image_shape[0]) for j in (0, image_shape[1])
+                        for k in (0, image_shape[2])], dtype=float).T
+    offset_mm = np.abs((mask_img.affine - image_img.affine) @ corners)[:3].max()
+    if offset_mm > _MASK_GRID_TOLERANCE_MM:
+        raise UserError(f"labeled mask is not on the image's voxel grid (affines differ by up to {offset_mm:.3g} mm)")
+    data = np.asanyarray(mask_img.dataobj)
+    values = np.unique(data)
+    if not np.all(np.isin(values, (0, 1))):
+        raise UserError(f"labeled mask is not binary (values include {values[~np.isin(values, (0, 1))][:3].tolist()})")
+    mask = data.astype(np.uint8)
+    if not mask.any():
+        raise UserError("labeled mask is empty")
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    if count > 1:
+        sizes = np.sort(np.bincount(labels.ravel())[1:])[::-1]
+        raise UserError(
+            f"labeled mask has {count} separate parts (voxels: {', '.join(map(str, sizes[:4]))}"
+            f"{', ...' if count > 4 else ''}); keep only the brain"
+        )
+    return mask

@@ -1,0 +1,122 @@
+"""Self-training (SSL-AE, METHOD.md §6): predict, score and rank pseudo-labels, fine-tune on the top k.
+
+One round: the current model strips every unlabeled image (the masks the participant level would
+write), each mask gets its AE-QC score (and its TTA agreement when ranking by TTA), the k best are
+kept, and the U-Net is fine-tuned (or retrained) on synthesis from the labeled example plus those k
+pseudo-labels, every source drawn with the same probability.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+LOG = logging.getLogger(__name__)
+RANKINGS = ("ae", "tta", "none")
+
+
+@dataclass
+class PseudoLabel:
+    """One unlabeled image, its predicted mask (native grid) and its scores."""
+
+    image: Path
+    mask: Path
+    bids_name: str  #: file name without extension, e.g. ``sub-02_T1w``
+    brain_volume_ml: float
+    ae_dice: float
+    tta_dice: float | None = None
+    selected: bool = False
+
+
+def bids_name(path) -> str:
+    """``sub-01/anat/sub-01_T1w.nii.gz`` → ``sub-01_T1w``."""
+    return Path(path).name.split(".")[0]
+
+
+def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=False, seed=0) -> list[PseudoLabel]:
+    """Strip ``images`` with the bundle (masks written under ``folder``) and score every mask.
+
+    ``tta``: also compute the TTA agreement (10 predictions per image). Returns one
+    :class:`PseudoLabel` per image, in the order of ``images``.
+    """
+    import nibabel as nib
+
+    from singlestrip_bids.inference.predict import get_predictor
+    from singlestrip_bids.inference.strip import strip_file
+    from singlestrip_bids.io.conform import conform
+    from singlestrip_bids.io.nifti import load_image
+    from singlestrip_bids.qc.score import score_mask
+    from singlestrip_bids.qc.tta import tta_agreement
+
+    predictor = get_predictor(bundle_path, device)
+    bundle = predictor.bundle
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = []
+    for image in images:
+        name = bids_name(image)
+        mask_file = folder / f"{name}_desc-brain_mask.nii.gz"
+        stats = strip_file(image, mask_file, folder / f"{name}_desc-brain.nii.gz", bundle_path=bundle_path,
+                           device=device)
+        label = PseudoLabel(Path(image), mask_file, name, round(stats["brain_volume_ml"], 2),
+                            score_mask(nib.load(mask_file), bundle)["ae_dice"])
+        if tta:
+            conformed = conform(load_image(image), voxel_size=bundle.voxel_size, multiple=bundle.multiple)
+            label.tta_dice = round(tta_agreement(predictor, conformed.data, seed=seed)["tta_dice"], 4)
+        LOG.info("%s: AE-QC %.3f%s, %.0f mL", name, label.ae_dice,
+                 "" if label.tta_dice is None else f", TTA {label.tta_dice:.3f}", label.brain_volume_ml)
+        labels.append(label)
+    return labels
+
+
+def rank_pseudo_labels(labels, ranking: str, top_k: int, seed: int = 0) -> list[PseudoLabel]:
+    """Order ``labels`` best first by ``ranking`` and mark the first ``top_k`` as selected.
+
+    ``ae``/``tta``: by decreasing score (ties by name); ``none``: a random order drawn from ``seed``.
+    Empty masks teach nothing: they are ranked last and never selected. ``top_k`` larger than the
+    number of usable masks keeps them all. Returns the ranked list.
+    """
+    if ranking not in RANKINGS:
+        raise ValueError(f"unknown ranking {ranking!r} (use {', '.join(RANKINGS)})")
+    by_name = sorted(labels, key=lambda label: label.bids_name)
+    if ranking == "none":
+        ranked = [by_name[i] for i in np.random.default_rng(seed).permutation(len(by_name))]
+    else:
+        key = "ae_dice" if ranking == "ae" else "tta_dice"
+        ranked = sorted(by_name, key=lambda label: -getattr(label, key))
+    ranked = [label for label in ranked if label.brain_volume_ml > 0] + [
+        label for label in ranked if label.brain_volume_ml <= 0]
+    for position, label in enumerate(ranked):
+        label.selected = position < top_k and label.brain_volume_ml > 0
+    return ranked
+
+
+def fine_tune(bundle_path, labeled_source, selected, config, *, from_scratch=False, device="auto",
+              checkpoint=None, resume=False, seed=0):
+    """Train the U-Net on synthesis from the labeled source plus the selected pseudo-labels.
+
+    ``labeled_source``: the ``(labels, mask)`` working-grid pair returned by ``train_sl1``;
+    ``selected``: :class:`PseudoLabel` s whose GMM class maps are fitted here; ``config``: the
+    ``training.sl1.TrainingConfig`` (steps, learning rate, synthesis). The U-Net starts from the
+    bundle's weights, or from scratch. Returns ``(unet, losses, sources, gmm summaries)``; ``sources``
+    are the ``(labels, mask)`` pairs trained on, the labeled one first.
+    """
+    import nibabel as nib
+
+    from singlestrip_bids.io.nifti import load_image
+    from singlestrip_bids.model.bundle import load_bundle
+    from singlestrip_bids.model.unet import UNet
+    from singlestrip_bids.training.sl1 import prepare_source, train_unet
+
+    import torch
+
+    sources, summaries = [labeled_source], []
+    for index, label in enumerate(selected):
+        labels, mask, summary = prepare_source(load_image(label.image), nib.load(label.mask), config, seed + index)
+        sources.append((labels, mask))
+        summaries.append({"bids_name": label.bids_name, **summary})
+    torch.manual_seed(seed)
+    unet = UNet(config.unet) if from_scratch else load_bundle(bundle_path).unet
+    losses = train_unet(unet, sources, config, device=device, checkpoint=checkpoint, resume=resume, seed=seed)
+    return unet, losses, sources, summaries

@@ -1,0 +1,220 @@
+"""The participant-level Nipype workflow: strip every selected image, then report per subject.
+
+Per image (one sub-workflow each, named after the image):
+conform → predict → postprocess → [AE quality control] → figure → write derivatives;
+per subject: one HTML report over the subject's images.
+"""
+
+import re
+from pathlib import Path
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from singlestrip_bids.errors import UserError
+from singlestrip_bids.interfaces.outputs import MaskFigure, SubjectReport, WriteDerivatives
+from singlestrip_bids.interfaces.qc import ScoreMask
+from singlestrip_bids.interfaces.strip import ConformImage, PostprocessMask, PredictProbability
+
+MULTIPROCESS_PLUGINS = ("MultiProc", "LegacyMultiProc")
+LOCAL_POLL_SECONDS = 0.1
+
+
+def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, border_mm, omp_nthreads,
+                        bids_meta=None, name="participant_wf"):
+    """Build the workflow that strips ``images`` and writes their derivatives and reports.
+
+    Parameters
+    ----------
+    images : list of path
+        Raw images inside ``bids_dir`` (3D or 4D NIfTI), any subjects.
+    output_dir : path
+        BIDS-Derivatives folder the outputs are written to.
+    bids_dir : path
+        The input BIDS dataset (read only).
+    bundle_path : path
+        Model bundle folder; its QC autoencoder, when present, adds the ``ae_qc`` node per image.
+    device : {"auto", "cpu", "cuda"}
+        Torch device of the prediction.
+    border_mm : float
+        Grow (> 0) or shrink (< 0) the masks by this distance (mm).
+    omp_nthreads : int
+        Threads of one prediction (also its ``n_procs`` for the MultiProc scheduler).
+    bids_meta : dict, optional
+        Source path (str) → its BIDS metadata, copied into the QC JSON.
+    name : str
+        Workflow name (its folder in the work directory).
+
+    Inputs
+    ------
+    None: the images are parameters, so that each gets its own named sub-workflow.
+
+    Outputs
+    -------
+    mask_files : list of str
+        Derivative brain masks, in the order of ``images``.
+    qc_files : list of str
+        Per-image QC JSON files, in the order of ``images``.
+    report_files : list of str
+        ``output_dir/sub-<label>.html``, one per subject (sorted by label).
+    """
+    from singlestrip_bids.io.derivatives import split_bids_name
+    from singlestrip_bids.model.bundle import load_bundle
+
+    bundle = load_bundle(bundle_path)
+    images = [Path(image) for image in images]
+    subjects = sorted({split_bids_name(image.name)[0]["sub"] for image in images})
+    bids_meta = bids_meta or {}
+
+    workflow = pe.Workflow(name=name)
+    outputnode = pe.Node(niu.IdentityInterface(fields=["mask_files", "qc_files", "report_files"]),
+                         name="outputnode")
+    merge_masks = pe.Node(niu.Merge(len(images)), name="merge_masks", run_without_submitting=True)
+    merge_qc = pe.Node(niu.Merge(len(images)), name="merge_qc", run_without_submitting=True)
+    merge_reports = pe.Node(niu.Merge(len(subjects)), name="merge_reports", run_without_submitting=True)
+
+    connections = []
+    for subject_index, subject in enumerate(subjects, start=1):
+        subject_images = [image for image in images if split_bids_name(image.name)[0]["sub"] == subject]
+        sources = pe.Node(niu.Merge(len(subject_images)), name=f"sources_sub_{subject}",
+                          run_without_submitting=True)
+        report = pe.Node(SubjectReport(subject=subject, bids_dir=str(bids_dir), output_dir=str(output_dir)),
+                         name=f"report_sub_{subject}", run_without_submitting=True, overwrite=True)
+        for source_index, image in enumerate(subject_images, start=1):
+            image_index = images.index(image) + 1
+            image_wf = init_image_wf(bundle=bundle, bundle_path=bundle_path, device=device, border_mm=border_mm,
+                                     omp_nthreads=omp_nthreads, bids_dir=bids_dir, output_dir=output_dir,
+                                     name=_workflow_name(image))
+            image_wf.inputs.inputnode.source_file = str(image)
+            image_wf.inputs.inputnode.bids_meta = bids_meta.get(str(image), {})
+            connections += [
+                (image_wf, sources, [("outputnode.source_file", f"in{source_index}")]),
+                (image_wf, merge_masks, [("outputnode.mask_file", f"in{image_index}")]),
+                (image_wf, merge_qc, [("outputnode.qc_file", f"in{image_index}")]),
+            ]
+        connections += [
+            (sources, report, [("out", "source_files")]),
+            (report, merge_reports, [("out_file", f"in{subject_index}")]),
+        ]
+    connections += [
+        (merge_masks, outputnode, [("out", "mask_files")]),
+        (merge_qc, outputnode, [("out", "qc_files")]),
+        (merge_reports, outputnode, [("out", "report_files")]),
+    ]
+    workflow.connect(connections)
+    return workflow
+
+
+def init_image_wf(*, bundle, bundle_path, device, border_mm, omp_nthreads, bids_dir, output_dir, name="image_wf"):
+    """Strip one raw image and write its derivatives (mask, brain image, sidecars, QC JSON, figure).
+
+    Parameters
+    ----------
+    bundle : model.bundle.Bundle
+        The loaded bundle (working grid, model id, whether it has a QC autoencoder).
+    bundle_path, device, border_mm, omp_nthreads, bids_dir, output_dir
+        As in ``init_participant_wf``.
+    name : str
+        Workflow name.
+
+    Inputs
+    ------
+    source_file : str
+        The raw image inside ``bids_dir``.
+    bids_meta : dict
+        Its BIDS metadata (for the QC JSON).
+
+    Outputs
+    -------
+    source_file : str
+        The raw image, passed on once its derivatives are written.
+    mask_file : str
+        The derivative brain mask.
+    qc_file : str
+        The QC JSON.
+    """
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=["source_file", "bids_meta"]), name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["source_file", "mask_file", "qc_file"]), name="outputnode")
+    conform = pe.Node(ConformImage(voxel_size=bundle.voxel_size, multiple=bundle.multiple), name="conform",
+                      mem_gb=1.0)
+    predict = pe.Node(PredictProbability(bundle_path=str(bundle_path), model_id=bundle.model_id, device=device,
+                                         num_threads=omp_nthreads),
+                      name="predict", n_procs=omp_nthreads, mem_gb=2.0)
+    postprocess = pe.Node(PostprocessMask(border_mm=border_mm), name="postprocess", mem_gb=1.0)
+    figure = pe.Node(MaskFigure(), name="figure", mem_gb=0.5)
+    settings = {"border_mm": border_mm, "device_requested": device, "working_voxel_size_mm": bundle.voxel_size}
+    # Always rerun (cheap copies): derivatives deleted from output_dir are rewritten from the work dir.
+    write = pe.Node(WriteDerivatives(bids_dir=str(bids_dir), output_dir=str(output_dir), settings=settings),
+                    name="write_derivatives", run_without_submitting=True, overwrite=True)
+
+    connections = [
+        (inputnode, conform, [("source_file", "in_file")]),
+        (conform, predict, [("out_file", "conformed_file")]),
+        (inputnode, postprocess, [("source_file", "in_file")]),
+        (predict, postprocess, [("out_file", "prob_file")]),
+        (inputnode, figure, [("source_file", "in_file")]),
+        (postprocess, figure, [("mask_file", "mask_file")]),
+        (inputnode, write, [("source_file", "source_file"), ("bids_meta", "bids_meta")]),
+        (conform, write, [("stats", "conform_stats")]),
+        (predict, write, [("stats", "predict_stats")]),
+        (postprocess, write, [("mask_file", "mask_file"), ("brain_file", "brain_file"),
+                              ("stats", "postprocess_stats")]),
+        (figure, write, [("out_file", "figure_file")]),
+        (write, outputnode, [("source_file", "source_file"), ("mask_file", "mask_file"), ("qc_file", "qc_file")]),
+    ]
+    if bundle.qc_ae is not None:
+        ae_qc = pe.Node(ScoreMask(bundle_path=str(bundle_path), model_id=bundle.model_id), name="ae_qc", mem_gb=1.0)
+        connections += [
+            (postprocess, ae_qc, [("mask_file", "mask_file")]),
+            (ae_qc, write, [("stats", "qc_stats")]),
+        ]
+    workflow.connect(connections)
+    return workflow
+
+
+def check_plugin(name: str) -> None:
+    """UserError unless ``name`` is a Nipype execution plugin (``MultiProc``, ``SLURM``, ...)."""
+    from nipype.pipeline import plugins
+
+    if not hasattr(plugins, f"{name}Plugin"):
+        known = sorted(item[: -len("Plugin")] for item in dir(plugins) if item.endswith("Plugin") and item != "Plugin")
+        raise UserError(f"unknown Nipype plugin {name!r} (known: {', '.join(known)})")
+
+
+def run_workflow(workflow, *, work_dir, plugin="MultiProc", plugin_args=None, nprocs=1, mem_gb=None, verbose=0):
+    """Run ``workflow`` in ``work_dir`` (reused by reruns) with a Nipype plugin; returns the executed graph.
+
+    ``nprocs`` and ``mem_gb`` (GB) bound the local multiprocess plugins; ``plugin_args`` are passed
+    on and take precedence. ``verbose`` ≥ 2 turns Nipype's DEBUG log on. A failed node becomes a
+    one-line ``UserError`` naming the crash-file folder.
+    """
+    if verbose >= 2:
+        from nipype import config
+        from nipype import logging as nipype_logging
+
+        config.set("logging", "workflow_level", "DEBUG")
+        nipype_logging.update_logging(config)
+    workflow.base_dir = str(work_dir)
+    crash_dir = Path(work_dir) / "crash"
+    workflow.config["execution"].update(
+        {"crashdump_dir": str(crash_dir), "crashfile_format": "txt", "hash_method": "timestamp"})
+    plugin_args = dict(plugin_args or {})
+    if plugin in MULTIPROCESS_PLUGINS:
+        # Local workers: poll often (Nipype's 2 s default would cost ~2 s per cached node on a rerun).
+        workflow.config["execution"]["poll_sleep_duration"] = LOCAL_POLL_SECONDS
+        plugin_args.setdefault("n_procs", nprocs)
+        # Fresh worker processes: a fork of this process, which has run torch, can deadlock in
+        # torch's thread pool as soon as a worker uses more than one thread.
+        plugin_args.setdefault("mp_context", "forkserver")
+        if mem_gb:
+            plugin_args.setdefault("memory_gb", mem_gb)
+    try:
+        return workflow.run(plugin=plugin, plugin_args=plugin_args)
+    except RuntimeError as exc:
+        raise UserError(f"the workflow failed ({exc}); details in the crash files of {crash_dir}") from None
+
+
+def _workflow_name(image: Path) -> str:
+    """A Nipype-safe name from the image's BIDS name: ``sub-01_T1w.nii.gz`` → ``sub_01_T1w_wf``."""
+    return re.sub(r"\W", "_", image.name.split(".")[0]) + "_wf"

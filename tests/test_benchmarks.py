@@ -1,0 +1,162 @@
+"""The benchmark's own machinery: tables, process measurement, case discovery and one tiny end-to-end run.
+
+The benchmarks themselves (peers, full data, training) are not run here.
+"""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from helpers_bids import DATA_DIR, data_available, make_bids_dataset
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import cases  # noqa: E402
+import measure  # noqa: E402
+import paper  # noqa: E402
+import table  # noqa: E402
+
+needs_data = pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
+
+
+def row(image, method, status="ok", dice=None, hd95=None, seconds=None, contrast="T1w", reason=""):
+    return {"image": image, "dataset": "d", "contrast": contrast, "method": method, "status": status,
+            "reason": reason, "dice": dice, "hd95_mm": hd95, "inference_s": seconds, "process_s": seconds,
+            "peak_rss_mb": 100.0 if status == "ok" else None, "reference_note": ""}
+
+
+ROWS = [
+    row("a", "ours", dice=0.9, hd95=3.0, seconds=1.0),
+    row("b", "ours", dice=0.8, hd95=5.0, seconds=3.0, contrast="T2w"),
+    row("c", "ours", dice=0.7, hd95=9.0, seconds=2.0),
+    row("a", "peer", status="failed", reason="no weights"),
+    row("b", "peer", dice=0.95, hd95=2.0, seconds=4.0, contrast="T2w"),
+]
+
+
+def test_summaries_take_medians_over_successful_rows_and_keep_reasons():
+    by_method = {summary["method"]: summary for summary in table.summarize(ROWS)}
+    assert by_method["ours"]["n"] == 3 and by_method["ours"]["n_ok"] == 3
+    assert by_method["ours"]["dice_median"] == pytest.approx(0.8)
+    assert by_method["ours"]["dice_min"] == pytest.approx(0.7)
+    assert by_method["ours"]["hd95_median_mm"] == pytest.approx(5.0)
+    assert by_method["ours"]["inference_median_s"] == pytest.approx(2.0)
+    assert by_method["peer"]["n_ok"] == 1 and by_method["peer"]["dice_median"] == pytest.approx(0.95)
+    assert by_method["peer"]["not_ok"] == ["failed: no weights"]
+    by_contrast = table.summarize(ROWS, ("contrast", "method"))
+    assert [(s["contrast"], s["method"], s["n"]) for s in by_contrast] == [
+        ("T1w", "ours", 2), ("T2w", "ours", 1), ("T1w", "peer", 1), ("T2w", "peer", 1)]
+
+
+def test_report_text_ends_with_the_per_method_table_naming_failures():
+    text = table.report_text(ROWS)
+    last = text.split("Per method")[-1]
+    assert "ours" in last and "0.800" in last and "failed: no weights" in last
+    assert text.index("Per image") < text.index("Per contrast") < text.index("Per method")
+    lines = table.format_table([{"x": 1.23456, "y": None}, {"x": 123.0, "y": "z"}], ["x", "y"]).splitlines()
+    assert lines == ["x      y", "-----  -", "1.235  -", "123.0  z"]
+
+
+def test_results_are_written_as_json_and_csv(tmp_path):
+    table.write_results(ROWS, tmp_path / "r.json", tmp_path / "r.csv", {"date_utc": "today"})
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["date_utc"] == "today" and len(saved["rows"]) == 5 and len(saved["summary"]) == 2
+    with open(tmp_path / "r.csv") as handle:
+        lines = list(csv.DictReader(handle))
+    assert [line["method"] for line in lines] == ["ours", "ours", "ours", "peer", "peer"]
+    assert lines[3]["status"] == "failed" and lines[3]["dice"] == ""
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(".")]  # no temporary left
+
+
+def test_run_measured_reports_peak_memory_and_stops_at_the_time_limit():
+    allocate = "import numpy as np; a = np.ones(40_000_000); print(a.sum())"  # 305 MiB
+    result = measure.run_measured([sys.executable, "-c", allocate])
+    assert result.returncode == 0 and result.stdout.strip() == "40000000.0" and not result.timed_out
+    assert 305 < result.peak_rss_mb < 1000
+    slow = measure.run_measured([sys.executable, "-c", "import time; time.sleep(30)"], timeout_s=1.0)
+    assert slow.timed_out and slow.returncode == -9 and slow.wall_s < 10
+    failing = measure.run_measured([sys.executable, "-c", "import sys; sys.exit('bad input')"])
+    assert failing.returncode == 1 and "bad input" in failing.stderr
+
+
+def test_thread_env_sets_every_thread_pool():
+    env = measure.thread_env(3, base={"PATH": "/bin"})
+    assert env["PATH"] == "/bin" and env["OMP_NUM_THREADS"] == env["NUMBA_NUM_THREADS"] == "3"
+
+
+@needs_data
+def test_shared_cases_list_every_image_with_a_reference_mask():
+    found = cases.shared_cases(DATA_DIR)
+    names = [case.name for case in found]
+    assert len(found) == 17 and len(set(names)) == 17
+    assert sum(case.dataset == "fs_training_t1" for case in found) == 5
+    assert sorted(case.contrast for case in found if case.dataset == "ms_lesjak_longitudinal") == [
+        "FLAIR", "FLAIR", "T1w", "T1w", "T2w", "T2w"]
+    assert [case.contrast for case in found if case.dataset == "icbm152_2009c_2mm"] == ["T1w", "T2w", "PDw"]
+    assert all(case.image.is_file() and case.reference.is_file() for case in found)
+    assert [case.name for case in found if case.clean_reference] == ["colin27_ch2/ch2"]
+    assert "niivue" not in " ".join(names)  # no reference masks there
+
+
+@needs_data
+def test_colin_reference_is_one_component_without_holes():
+    from scipy import ndimage
+
+    colin = next(case for case in cases.shared_cases(DATA_DIR) if case.name == "colin27_ch2/ch2")
+    mask, img, sizes = cases.load_reference(colin)
+    raw = np.asanyarray(img.dataobj) > 0
+    assert ndimage.label(raw, structure=np.ones((3, 3, 3)))[1] > 1
+    assert ndimage.label(mask, structure=np.ones((3, 3, 3)))[1] == 1
+    assert np.array_equal(ndimage.binary_fill_holes(mask), mask)
+    assert np.allclose(sizes, 1.0) and abs(int(mask.sum()) - int(raw.sum())) < 0.01 * raw.sum()
+
+
+@needs_data
+def test_bids_cases_use_the_apps_mask_names(tmp_path):
+    root = make_bids_dataset(tmp_path / "ds", ("ms01", "mrtrix"), with_masks=True, sessions=("1",))
+    found = {case.name: case for case in cases.discover(root)}
+    assert sorted(found) == ["sub-mrtrix_ses-1_T1w", "sub-ms01_ses-1_FLAIR", "sub-ms01_ses-1_T1w",
+                             "sub-ms01_ses-1_T2w"]
+    assert found["sub-ms01_ses-1_T2w"].reference.name == "sub-ms01_ses-1_space-T2w_desc-brain_mask.nii.gz"
+    assert found["sub-ms01_ses-1_T2w"].contrast == "T2w"
+
+
+def test_qc_agreement_and_top_k_selection():
+    perfect = paper.agreement([0.5, 0.7, 0.9], [0.6, 0.8, 1.0])
+    assert perfect["pearson_r"] == pytest.approx(1.0) and perfect["mae"] == pytest.approx(0.1)
+    assert paper.agreement([0.9, 0.9], [0.5, 0.8])["pearson_r"] is None  # constant score: undefined
+
+    class Label:
+        def __init__(self, name, score, volume=1000.0):
+            self.bids_name, self.score, self.brain_volume_ml = name, score, volume
+
+    labels = [Label("b", 0.9), Label("a", 0.9), Label("c", 0.99, volume=0.0), Label("d", 0.5)]
+    assert [label.bids_name for label in paper.select_top(labels, lambda label: label.score, 2)] == ["a", "b"]
+
+
+@needs_data
+def test_run_py_scores_a_bids_dataset_and_reports_a_missing_peer(tmp_path, tiny_bundle):
+    root = make_bids_dataset(tmp_path / "ds", ("mrtrix",), with_masks=True)
+    out = tmp_path / "out"
+    command = [sys.executable, str(BENCHMARKS / "run.py"), "--data", str(root), "--out", str(out),
+               "--model", str(tiny_bundle), "--methods", "singlestrip:tiny", "deepbet",
+               "--peers-python", str(tmp_path / "no-venv" / "python"), "--threads", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["method"], r["status"]) for r in rows] == [("singlestrip:tiny", "ok"), ("deepbet", "unavailable")]
+    ours, peer = rows
+    assert 0.0 <= ours["dice"] <= 1.0 and ours["peak_rss_mb"] > 50 and ours["process_s"] >= ours["inference_s"] > 0
+    image = nib.load(root / "sub-mrtrix" / "anat" / "sub-mrtrix_T1w.nii.gz")
+    mask = nib.load(ours["mask_path"])
+    assert mask.shape == image.shape and np.allclose(mask.affine, image.affine)
+    assert "no-venv" in peer["reason"]
+    assert (out / "results.csv").read_text().count("\n") == 3
+    assert result.stdout.rstrip().splitlines()[-1].startswith("deepbet")  # the tables come last
+    assert "figure skipped" in result.stdout

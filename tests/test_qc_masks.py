@@ -1,0 +1,93 @@
+"""``--qc-masks``: score another dataset's masks at participant level, without predicting."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from helpers_bids import DATA_DIR, data_available, make_bids_dataset
+from singlestrip_bids.cli.run import main
+from singlestrip_bids.io.derivatives import image_outputs
+
+pytestmark = pytest.mark.skipif(not data_available(), reason=f"test data folder {DATA_DIR} is absent")
+VOXEL_MM = 8.0
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """A bundle with a tiny U-Net and a small 2D autoencoder trained on fs sub-01's mask."""
+    from singlestrip_bids.io.conform import conform
+    from singlestrip_bids.model.bundle import save_bundle
+    from singlestrip_bids.model.unet import UNet, UNetConfig
+    from singlestrip_bids.qc.autoencoder import train_autoencoder
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    unet = UNet(UNetConfig(levels=3, base_features=4, max_features=8))
+    mask = conform(nib.load(DATA_DIR / "fs_training_t1" / "sub-01" / "brainmask_bin.nii.gz"),
+                   voxel_size=VOXEL_MM, multiple=unet.config.multiple).data >= 0.5
+    ae, _ = train_autoencoder(mask, steps=20, seed=0, device="cpu", voxel_size=VOXEL_MM,
+                              architecture={"size": 16, "spacing_mm": 12.0, "channels": [8, 16], "latent": 16})
+    return save_bundle(tmp_path_factory.mktemp("model") / "bundle", name="tiny", unet=unet, voxel_size=VOXEL_MM,
+                       qc_ae=ae)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """Raw dataset with sub-01, sub-02, sub-04; their reference masks in bids/derivatives/manual."""
+    return make_bids_dataset(tmp_path / "bids", subjects=("01", "02", "04"), with_masks=True)
+
+
+def _qc(bids, out, subject):
+    image = bids / f"sub-{subject}" / "anat" / f"sub-{subject}_T1w.nii.gz"
+    return json.loads(image_outputs(image, bids, out).qc_json.read_text())
+
+
+def test_scores_every_mask_without_predicting(dataset, bundle, tmp_path):
+    out = tmp_path / "out"
+    masks = dataset / "derivatives" / "manual"
+    code = main([str(dataset), str(out), "participant", "--qc-masks", str(masks), "--model", str(bundle),
+                 "--skip-bids-validation", "-w", str(tmp_path / "work")])
+    assert code == 0
+    for subject in ("01", "02", "04"):
+        qc = _qc(dataset, out, subject)
+        assert 0.0 <= qc["ae_dice"] <= 1.0 and isinstance(qc["qc_pass"], bool)
+        assert qc["qc_threshold"] > 0 and qc["brain_volume_ml"] > 1000
+        assert qc["bids_name"] == f"sub-{subject}_T1w"
+        assert qc["mask_source"].endswith(f"sub-{subject}_desc-brain_mask.nii.gz")
+        assert qc["provenance"]["model_id"].startswith("tiny-")
+    assert not list(out.rglob("*_mask.nii.gz")) and not list(out.rglob("*_desc-brain_T1w.nii.gz"))
+    assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
+
+
+def test_mask_on_another_grid_or_missing_is_an_error_of_that_image_only(dataset, bundle, tmp_path, capsys):
+    masks = dataset / "derivatives" / "manual"
+    mask_02 = masks / "sub-02" / "anat" / "sub-02_desc-brain_mask.nii.gz"
+    img = nib.load(mask_02)
+    shifted = img.affine.copy()
+    shifted[:3, 3] += 5.0
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), shifted), mask_02)
+    (masks / "sub-04" / "anat" / "sub-04_desc-brain_mask.nii.gz").unlink()
+    out = tmp_path / "out"
+    code = main([str(dataset), str(out), "participant", "--qc-masks", str(masks), "--model", str(bundle),
+                 "--skip-bids-validation", "-w", str(tmp_path / "work")])
+    assert code == 0
+    assert "2 image(s) could not be scored" in capsys.readouterr().out
+    assert 0.0 <= _qc(dataset, out, "01")["ae_dice"] <= 1.0
+    assert "voxel grid" in _qc(dataset, out, "02")["error"] and "ae_dice" not in _qc(dataset, out, "02")
+    assert "no mask" in _qc(dataset, out, "04")["error"]
+
+
+def test_bundle_without_autoencoder_is_a_one_line_error(dataset, tmp_path, capsys):
+    from singlestrip_bids.model.bundle import save_bundle
+    from singlestrip_bids.model.unet import UNet, UNetConfig
+
+    plain = save_bundle(tmp_path / "plain", name="plain", unet=UNet(UNetConfig(levels=2, base_features=2)),
+                        voxel_size=VOXEL_MM)
+    code = main([str(dataset), str(tmp_path / "out"), "participant", "--qc-masks",
+                 str(dataset / "derivatives" / "manual"), "--model", str(plain), "--skip-bids-validation",
+                 "-w", str(tmp_path / "work")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "no QC autoencoder" in err[0]

@@ -1,0 +1,141 @@
+"""inference.strip: the three per-image steps over files, with the input's header kept exactly."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from helpers_bids import DATA_DIR, data_available
+from singlestrip_bids.errors import UserError
+from singlestrip_bids.inference.strip import conform_file, postprocess_file, predict_file, strip_file
+from singlestrip_bids.metrics import dice
+from singlestrip_bids.model.bundle import default_bundle_path, load_bundle
+
+pytestmark = pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
+
+SHIPPED = (default_bundle_path() / "bundle.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tiny_bundle):
+    """conftest's tiny untrained model: fast, and headers and geometry do not depend on weights."""
+    import torch
+
+    torch.set_num_threads(1)
+    return tiny_bundle
+
+
+def _strip(in_file, folder, bundle_path, border_mm=0.0):
+    mask, brain = folder / "sub-01_desc-brain_mask.nii.gz", folder / "sub-01_desc-brain_T1w.nii.gz"
+    stats = strip_file(in_file, mask, brain, bundle_path=bundle_path, device="cpu", border_mm=border_mm)
+    return nib.load(mask), nib.load(brain), stats
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "mrtrix_scripttest_sub01/sub-01_T1w.nii.gz",  # oblique affine, float32
+        "ms_lesjak_longitudinal/patient01/study1_T1W.nii.gz",  # LPS, 3 mm slices, qform 2 / sform 1
+        "niivue_nomask/pcasl.nii.gz",  # 4D int16
+        "colin27_ch2/ch2.nii.gz",  # sform only (qform code 0)
+    ],
+)
+def test_nifti_header_round_trip(tmp_path, bundle_path, relative):
+    source = nib.load(DATA_DIR / relative)
+    mask, brain, stats = _strip(DATA_DIR / relative, tmp_path, bundle_path)
+    assert mask.shape == source.shape[:3] and mask.get_data_dtype() == np.uint8
+    assert np.array_equal(mask.affine, source.affine)
+    for out in (mask, brain):
+        assert out.header.get_qform(coded=True)[1] == source.header.get_qform(coded=True)[1]
+        assert out.header.get_sform(coded=True)[1] == source.header.get_sform(coded=True)[1]
+        assert np.array_equal(out.header.get_qform(), source.header.get_qform())
+        assert np.array_equal(out.header.get_sform(), source.header.get_sform())
+    values = np.asanyarray(mask.dataobj)
+    assert set(np.unique(values)) <= {0, 1}
+    assert brain.shape == source.shape and brain.get_data_dtype() == source.get_data_dtype()
+    data = np.asanyarray(source.dataobj)
+    expected = np.where((values if data.ndim == 3 else values[..., None]) == 1, data, 0)
+    assert np.array_equal(np.asanyarray(brain.dataobj), expected)
+    voxel_ml = abs(np.linalg.det(source.affine[:3, :3])) / 1000
+    assert stats["brain_volume_ml"] == pytest.approx(values.sum() * voxel_ml)
+    assert stats["device"] == "cpu" and stats["seconds"] > 0 and stats["nonfinite_voxels"] == 0
+
+
+def test_mgz_input_gets_a_nifti_with_its_affine(tmp_path, bundle_path):
+    source = nib.load(DATA_DIR / "fs_training_t1" / "sub-01" / "T1.mgz")
+    mask, brain, _ = _strip(DATA_DIR / "fs_training_t1" / "sub-01" / "T1.mgz", tmp_path, bundle_path)
+    assert nib.aff2axcodes(mask.affine) == ("L", "I", "A")
+    for out in (mask, brain):
+        assert isinstance(out, nib.Nifti1Image) and out.shape == (256, 256, 256)
+        assert np.allclose(out.affine, source.affine, atol=1e-4)
+        assert int(out.header["qform_code"]) == int(out.header["sform_code"]) == 1
+    assert brain.get_data_dtype() == np.uint8
+
+
+def test_steps_and_their_statistics(tmp_path, bundle_path):
+    real = nib.load(DATA_DIR / "mrtrix_scripttest_sub01" / "sub-01_T1w.nii.gz")
+    data = real.get_fdata(dtype=np.float32)
+    data[0, 0, :4] = [np.nan, np.inf, -np.inf, np.nan]
+    in_file = tmp_path / "sub-01_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(data, real.affine, real.header), in_file)
+    bundle = load_bundle(bundle_path)
+
+    conformed = conform_file(in_file, tmp_path / "conformed.nii", voxel_size=bundle.voxel_size,
+                             multiple=bundle.multiple)
+    assert conformed["nonfinite_voxels"] == 4
+    working = nib.load(tmp_path / "conformed.nii")
+    assert np.isfinite(working.get_fdata()).all()
+    assert all(size % bundle.multiple == 0 for size in working.shape)
+    assert np.allclose(working.header.get_zooms(), bundle.voxel_size)
+
+    predicted = predict_file(tmp_path / "conformed.nii", tmp_path / "prob.nii", bundle_path=bundle_path, device="cpu")
+    assert predicted["model_id"] == bundle.model_id and predicted["device"] == "cpu"
+    prob = nib.load(tmp_path / "prob.nii")
+    assert prob.shape == working.shape and np.array_equal(prob.affine, working.affine)
+    assert 0 <= prob.get_fdata().min() and prob.get_fdata().max() <= 1
+
+    # A known probability map: a ball of 50 mm radius, off the grid's centre by (12, -8, 6) mm (RAS).
+    offset_mm = np.array([12.0, -8.0, 6.0])
+    centre = (np.array(working.shape) - 1) / 2 + offset_mm / bundle.voxel_size
+    grid = np.indices(working.shape).astype(float)
+    radius_mm = np.sqrt(sum((grid[a] - centre[a]) ** 2 for a in range(3))) * bundle.voxel_size
+    ramp = np.clip(0.5 + (50 - radius_mm) / (4 * bundle.voxel_size), 0, 1)  # 0.5 at 50 mm, smooth
+    nib.save(nib.Nifti1Image(ramp.astype(np.float32), working.affine), tmp_path / "ball.nii")
+    volumes = []
+    for border in (0.0, 4.0):
+        stats = postprocess_file(in_file, tmp_path / "ball.nii", tmp_path / f"mask{border}.nii.gz",
+                                 tmp_path / f"brain{border}.nii.gz", border_mm=border)
+        assert json.dumps(stats)  # plain JSON-able numbers for the QC JSON
+        assert stats["n_components_removed"] == 0
+        volumes.append(stats["brain_volume_ml"])
+        outside = np.asanyarray(nib.load(tmp_path / f"mask{border}.nii.gz").dataobj) == 0
+        assert np.all(nib.load(tmp_path / f"brain{border}.nii.gz").get_fdata()[outside] == 0)
+    mask = np.asanyarray(nib.load(tmp_path / "mask0.0.nii.gz").dataobj)
+    centroid_world = real.affine @ np.append(np.argwhere(mask).mean(axis=0), 1)
+    expected_world = working.affine @ np.append(centre, 1)
+    assert np.allclose(centroid_world[:3], expected_world[:3], atol=0.5)  # no flip or shift on the way back
+    radius = [(3 * volume * 1000 / (4 * np.pi)) ** (1 / 3) for volume in volumes]  # mm
+    assert radius[0] == pytest.approx(50, abs=0.3)
+    assert 4 - 1.875 < radius[1] - radius[0] <= 4  # grown by the border, less up to a voxel
+
+
+def test_bad_input_is_a_user_error(tmp_path, bundle_path):
+    empty = tmp_path / "sub-01_T1w.nii.gz"
+    empty.write_bytes(b"")
+    with pytest.raises(UserError, match="empty"):
+        conform_file(empty, tmp_path / "c.nii", voxel_size=2.0, multiple=16)
+    assert not (tmp_path / "c.nii").exists()
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no model shipped in singlestrip_bids/data/default_model yet")
+def test_shipped_model_strips_a_real_head(tmp_path):
+    """The shipped model through the three steps: one component that covers the reference brain."""
+    folder = DATA_DIR / "mrtrix_scripttest_sub01"
+    mask, _, stats = _strip(folder / "sub-01_T1w.nii.gz", tmp_path, default_bundle_path())
+    assert stats["model_id"] == load_bundle(default_bundle_path()).model_id
+    predicted = np.asanyarray(mask.dataobj).astype(bool)
+    reference = np.asanyarray(nib.load(folder / "sub-01_brainmask.nii.gz").dataobj).astype(bool)
+    print(f"shipped model, mrtrix sub-01: Dice {dice(predicted, reference):.3f}, "
+          f"{stats['brain_volume_ml']:.0f} mL, {stats['seconds']:.1f} s")
+    assert (predicted & reference).sum() > 0.9 * reference.sum()

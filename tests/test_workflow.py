@@ -1,0 +1,124 @@
+"""workflows.participant: the graph it builds, and a real run that a rerun reuses from the work dir."""
+
+import json
+import time
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from helpers_bids import DATA_DIR, data_available, make_bids_dataset
+from singlestrip_bids.model.bundle import load_bundle, save_bundle
+from singlestrip_bids.errors import UserError
+from singlestrip_bids.workflows.participant import check_plugin, init_participant_wf, run_workflow
+
+HEAVY_NODES = ("conform", "predict", "postprocess", "ae_qc", "figure")
+
+
+def build(bundle, bids_dir, images, tmp_path, **kwargs):
+    settings = {"output_dir": tmp_path / "out", "bids_dir": bids_dir, "bundle_path": bundle, "device": "cpu",
+                "border_mm": 0.0, "omp_nthreads": 1, **kwargs}
+    return init_participant_wf(images=images, **settings)
+
+
+@pytest.fixture
+def skeleton(tmp_path):
+    """A BIDS tree of empty placeholder files: enough to build (not run) the graph."""
+    names = ["sub-01/anat/sub-01_T1w.nii.gz", "sub-01/ses-2/anat/sub-01_ses-2_acq-fast_T2w.nii.gz",
+             "sub-02/func/sub-02_task-rest_run-1_bold.nii.gz"]
+    root = tmp_path / "skeleton"
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).touch()
+    return root, [root / name for name in names]
+
+
+def test_graph_per_image_and_per_subject(skeleton, tmp_path, tiny_bundle):
+    root, images = skeleton
+    workflow = build(tiny_bundle, root, images, tmp_path, omp_nthreads=3)
+    names = set(workflow.list_node_names())
+    for image_wf in ("sub_01_T1w_wf", "sub_01_ses_2_acq_fast_T2w_wf", "sub_02_task_rest_run_1_bold_wf"):
+        for step in (*HEAVY_NODES, "write_derivatives"):
+            assert f"{image_wf}.{step}" in names
+    assert {"report_sub_01", "report_sub_02", "merge_masks", "merge_qc", "merge_reports"} <= names
+    image_wf = workflow.get_node("sub_01_T1w_wf")
+    bundle = load_bundle(tiny_bundle)
+    assert image_wf.inputs.inputnode.source_file == str(images[0])
+    assert image_wf.get_node("conform").inputs.voxel_size == bundle.voxel_size == 4.0
+    predict = image_wf.get_node("predict")
+    assert predict.n_procs == 3 and predict.inputs.num_threads == 3
+    assert predict.inputs.model_id == bundle.model_id
+    # sub-01's report waits for its two images, sub-02's for one.
+    senders = {name: {edge[0].name for edge in workflow._graph.in_edges(workflow.get_node(name))}
+               for name in ("sources_sub_01", "sources_sub_02")}
+    assert senders == {"sources_sub_01": {"sub_01_T1w_wf", "sub_01_ses_2_acq_fast_T2w_wf"},
+                       "sources_sub_02": {"sub_02_task_rest_run_1_bold_wf"}}
+
+
+def test_no_qc_node_without_autoencoder(skeleton, tmp_path, tiny_bundle):
+    root, images = skeleton
+    plain = save_bundle(tmp_path / "plain", name="plain", unet=load_bundle(tiny_bundle).unet, voxel_size=4.0)
+    names = build(plain, root, images[:1], tmp_path).list_node_names()
+    assert "sub_01_T1w_wf.predict" in names
+    assert not [name for name in names if name.endswith("ae_qc")]
+
+
+def test_check_plugin():
+    for name in ("Linear", "MultiProc", "SLURM", "SGE", "PBS"):
+        check_plugin(name)
+    with pytest.raises(UserError, match="unknown Nipype plugin 'Slurm'.*SLURM"):
+        check_plugin("Slurm")
+
+
+def _result_times(work, workflow_name):
+    """Node name → modification time of its result file (unchanged when the node was not rerun)."""
+    return {path.parent.name: path.stat().st_mtime_ns
+            for path in (work / workflow_name).rglob("result_*.pklz")}
+
+
+@pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
+def test_run_then_rerun_reuses_the_work_dir(tmp_path, tiny_bundle):
+    """A second run re-executes only the writers; new weights re-execute prediction onwards only."""
+    import torch
+
+    torch.set_num_threads(1)
+    bids_dir = make_bids_dataset(tmp_path / "ds", subjects=("mrtrix",))
+    image = bids_dir / "sub-mrtrix" / "anat" / "sub-mrtrix_T1w.nii.gz"
+    work, out = tmp_path / "work", tmp_path / "out"
+
+    def run(bundle):
+        start = time.perf_counter()
+        run_workflow(build(bundle, bids_dir, [image], tmp_path), work_dir=work, plugin="Linear")
+        return time.perf_counter() - start
+
+    first = run(tiny_bundle)
+    mask = out / "sub-mrtrix" / "anat" / "sub-mrtrix_desc-brain_mask.nii.gz"
+    qc = json.loads((out / "sub-mrtrix" / "anat" / "sub-mrtrix_desc-brain_qc.json").read_text())
+    assert mask.is_file() and (out / "sub-mrtrix.html").is_file()
+    assert {"ae_dice", "qc_pass", "brain_volume_ml"} <= set(qc)
+    assert set(qc["provenance"]["timings_s"]) == {"conform", "predict", "postprocess", "qc"}
+    before = _result_times(work, "participant_wf")
+    assert set(HEAVY_NODES) <= set(before)
+
+    mask.unlink()  # a deleted output comes back from the work dir
+    second = run(tiny_bundle)
+    after = _result_times(work, "participant_wf")
+    assert {node: after[node] for node in HEAVY_NODES} == {node: before[node] for node in HEAVY_NODES}
+    assert after["write_derivatives"] != before["write_derivatives"]
+    assert mask.is_file()
+    print(f"first run {first:.1f} s, rerun {second:.1f} s")
+    assert second < first
+
+    torch.manual_seed(1)
+    retrained = load_bundle(tiny_bundle).unet
+    for parameter in retrained.parameters():
+        parameter.data.normal_()
+    other = save_bundle(tmp_path / "retrained", name="tiny", unet=retrained, voxel_size=4.0,
+                        qc_ae=load_bundle(tiny_bundle).qc_ae)
+    run(other)
+    final = _result_times(work, "participant_wf")
+    assert final["conform"] == before["conform"]
+    assert final["predict"] != before["predict"] and final["postprocess"] != before["postprocess"]
+    new_qc = json.loads((out / "sub-mrtrix" / "anat" / "sub-mrtrix_desc-brain_qc.json").read_text())
+    assert new_qc["provenance"]["model_id"] == load_bundle(other).model_id != qc["provenance"]["model_id"]
+    assert np.asarray(nib.load(mask).dataobj).dtype == np.uint8
