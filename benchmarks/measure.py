@@ -1,6 +1,7 @@
 """Run a command in its own process and measure its wall time and peak memory."""
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ class Measured:
     returncode: int  # negative: killed by that signal (-9 at the time limit)
     wall_s: float
     peak_rss_mb: float  # the largest resident set of the process or of any child it waited for
+    peak_tree_rss_mb: float  # the largest sum of resident sets over the process and its descendants (sampled)
     stdout: str
     stderr: str
     timed_out: bool
@@ -33,11 +35,12 @@ def thread_env(threads: int, base=None) -> dict:
     return env
 
 
-def run_measured(command, *, env=None, timeout_s=None, cwd=None, poll_s=0.02) -> Measured:
+def run_measured(command, *, env=None, timeout_s=None, cwd=None, poll_s=0.02, tree_every=10) -> Measured:
     """Run ``command`` (argv list) to its end or to ``timeout_s`` seconds, then kill its process group.
 
-    Peak RSS is the kernel's ``ru_maxrss`` of the reaped process (children included as their maximum,
-    not their sum).
+    Peak RSS is the kernel's ``ru_maxrss`` of the reaped process (children it waited for included
+    as their maximum, not their sum); the process tree's total is sampled every ``tree_every`` polls
+    (workers of a process pool run at once, and a fork server's children are not waited for).
     """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
@@ -46,11 +49,14 @@ def run_measured(command, *, env=None, timeout_s=None, cwd=None, poll_s=0.02) ->
             start_new_session=True,  # its own process group: a time-out kills its children too
         )
         timed_out = False
+        tree_mb = 0.0
         try:
-            while True:
+            for polls in itertools.count():
                 pid, status, usage = os.wait4(process.pid, os.WNOHANG)
                 if pid:
                     break
+                if polls % tree_every == 0:
+                    tree_mb = max(tree_mb, tree_rss_mb(process.pid))
                 if timeout_s is not None and time.perf_counter() - start > timeout_s:
                     timed_out = True
                     os.killpg(process.pid, signal.SIGKILL)
@@ -63,10 +69,35 @@ def run_measured(command, *, env=None, timeout_s=None, cwd=None, poll_s=0.02) ->
             os.wait4(process.pid, 0)
             raise
         wall_s = time.perf_counter() - start
+        with contextlib.suppress(ProcessLookupError):  # descendants it left behind: stop them too
+            os.killpg(process.pid, signal.SIGKILL)
         process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0)
         err.seek(0)
-        return Measured(process.returncode, wall_s, usage.ru_maxrss / 1024, out.read(), err.read(), timed_out)
+        peak_mb = usage.ru_maxrss / 1024
+        return Measured(process.returncode, wall_s, peak_mb, max(tree_mb, peak_mb), out.read(), err.read(), timed_out)
+
+
+def tree_rss_mb(root: int) -> float:
+    """Sum of the resident sets (MiB) of process ``root`` and all its descendants, now (Linux /proc)."""
+    children, rss_pages = {}, {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)  # fields[1]: parent pid
+        rss_pages[pid] = int(fields[21])  # fields[21]: resident set, pages
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss_pages.get(pid, 0)
+        stack += children.get(pid, [])
+    return total * os.sysconf("SC_PAGE_SIZE") / 1024**2
 
 
 def machine_description() -> dict:

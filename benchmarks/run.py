@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -103,9 +104,11 @@ def run_one(case, method, references, args) -> dict:
     command = [str(method.python), str(WORKER), method.worker, str(case.image), str(mask_path),
                "--device", args.device, *method.extra]
     measured = run_measured(command, env=thread_env(args.threads), timeout_s=args.timeout)
-    row.update(process_s=round(measured.wall_s, 3), peak_rss_mb=round(measured.peak_rss_mb, 1))
+    row.update(process_s=round(measured.wall_s, 3), peak_rss_mb=round(measured.peak_tree_rss_mb, 1))
     if measured.timed_out:
         return {**row, "status": "timeout", "reason": f"stopped after {args.timeout:g} s"}
+    if measured.returncode < 0:
+        return {**row, "status": "failed", "reason": f"crashed ({signal.Signals(-measured.returncode).name})"}
     if measured.returncode != 0 or not mask_path.is_file():
         return {**row, "status": "failed", "reason": _last_line(measured.stderr) or f"exit {measured.returncode}"}
     try:

@@ -78,11 +78,22 @@ def test_run_measured_reports_peak_memory_and_stops_at_the_time_limit():
     allocate = "import numpy as np; a = np.ones(40_000_000); print(a.sum())"  # 305 MiB
     result = measure.run_measured([sys.executable, "-c", allocate])
     assert result.returncode == 0 and result.stdout.strip() == "40000000.0" and not result.timed_out
-    assert 305 < result.peak_rss_mb < 1000
+    assert 305 < result.peak_rss_mb < 1000 and result.peak_tree_rss_mb >= result.peak_rss_mb
     slow = measure.run_measured([sys.executable, "-c", "import time; time.sleep(30)"], timeout_s=1.0)
     assert slow.timed_out and slow.returncode == -9 and slow.wall_s < 10
     failing = measure.run_measured([sys.executable, "-c", "import sys; sys.exit('bad input')"])
     assert failing.returncode == 1 and "bad input" in failing.stderr
+
+
+def test_tree_rss_counts_children_that_are_never_waited_for():
+    # A grandchild holding 229 MiB, left to init when its parent exits: ru_maxrss never sees it.
+    code = ("import os, time, numpy as np\n"
+            "if os.fork() == 0:\n"
+            "    a = np.ones(30_000_000); time.sleep(2.0); os._exit(0)\n"
+            "time.sleep(1.5)\n")
+    result = measure.run_measured([sys.executable, "-c", code], poll_s=0.01)
+    assert result.returncode == 0
+    assert result.peak_rss_mb < 200 < 229 < result.peak_tree_rss_mb
 
 
 def test_thread_env_sets_every_thread_pool():
