@@ -11,8 +11,14 @@ INSTALLED := $(VENV)/.installed
 demo: $(INSTALLED)
 	$(BIN)/python -m singlestrip_bids.cli.demo demo
 
+PYTEST_ARGS ?=
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
+
+.PHONY: container-test
+# The Docker image built and run for real in a private engine (needs root; several minutes).
+container-test: $(INSTALLED)
+	$(BIN)/python -m pytest -q -m container tests/test_container.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

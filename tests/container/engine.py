@@ -2,8 +2,8 @@
 
 - ``install_tools()``: Debian's ``docker.io`` and ``debootstrap`` through apt-get when missing.
 - ``DockerEngine``: ``dockerd`` with its data-root, exec-root, socket and client config in one
-  scratch folder; it creates no bridge and touches no firewall rule (builds use the host network,
-  runs use ``--network none``).
+  scratch folder (``scratch_folder()``, a tmpfs when memory allows); it creates no bridge and
+  touches no firewall rule (builds use the host network, runs use ``--network none``).
 - ``build_base_image()``: Debian bookworm (minbase + python3, venv, CA certificates) by debootstrap,
   imported as an image: it stands in for the Dockerfile's public ``python`` base.
 - ``build_secrets()``: the host's pip setup handed to ``docker build`` as BuildKit secrets (a
