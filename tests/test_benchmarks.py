@@ -93,7 +93,9 @@ def test_tree_rss_counts_children_that_are_never_waited_for():
             "time.sleep(3.0)\n")  # generous: a loaded machine must still see the allocation
     result = measure.run_measured([sys.executable, "-c", code], poll_s=0.01)
     assert result.returncode == 0
-    assert result.peak_rss_mb < 200 < 229 < result.peak_tree_rss_mb
+    # ru_maxrss sees such an orphan only where the caller is a child subreaper (it depends on what
+    # ran before in the process); the tree measurement must see it everywhere
+    assert result.peak_tree_rss_mb > 229 and result.peak_tree_rss_mb >= result.peak_rss_mb
 
 
 def test_thread_env_sets_every_thread_pool():
