@@ -21,7 +21,7 @@ from singlestrip_bids.qc.augment import (
 # qc_threshold: AE scores below it flag a mask (chosen from benchmarks/qc_eval.py, see docs/qc.md).
 DEFAULTS = {
     "2d": {"size": 64, "spacing_mm": 3.0, "channels": [32, 64, 128], "latent": 100, "dropout": 0.1,
-           "qc_threshold": 0.9},
+           "qc_threshold": 0.92},
     "3d": {"size": 48, "spacing_mm": 4.0, "channels": [16, 32, 64], "latent": 100, "dropout": 0.1,
            "qc_threshold": 0.9},
 }
