@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from singlestrip_bids.errors import UserError
-from singlestrip_bids.inference.predict import Predictor
+from singlestrip_bids.inference.predict import Predictor, get_predictor
 from singlestrip_bids.model.bundle import default_bundle_path, load_bundle, read_bundle_config, save_bundle
 from singlestrip_bids.model.unet import UNet, UNetConfig
 
@@ -71,6 +71,14 @@ def test_saving_over_an_existing_bundle_replaces_it_whole(bundle_dir):
     save_bundle(bundle_dir, name="second", unet=UNet(TINY), voxel_size=2.0)
     assert load_bundle(bundle_dir).model_id.startswith("second-")
     assert not list(bundle_dir.parent.glob(".model*"))  # no temporary left behind
+
+
+def test_the_cached_predictor_follows_a_bundle_rewritten_in_place(bundle_dir):
+    first = get_predictor(bundle_dir, "cpu")
+    assert get_predictor(bundle_dir, "cpu") is first
+    torch.manual_seed(2)
+    save_bundle(bundle_dir, name="rewritten", unet=UNet(TINY), voxel_size=3.0)
+    assert get_predictor(bundle_dir, "cpu").bundle.model_id.startswith("rewritten-")
 
 
 def test_the_shipped_default_bundle_loads():

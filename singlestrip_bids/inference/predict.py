@@ -39,12 +39,22 @@ class Predictor:
 
 
 @lru_cache(maxsize=4)
-def _cached(bundle_path: str, device: str) -> Predictor:
+def _cached(bundle_path: str, device: str, version: tuple) -> Predictor:
     from singlestrip_bids.model.bundle import load_bundle
 
     return Predictor(load_bundle(bundle_path), device)
 
 
+def _bundle_version(bundle_path: Path) -> tuple:
+    """(mtime ns, size) of the bundle's config: a bundle rewritten at the same path is loaded anew."""
+    config = bundle_path if bundle_path.is_file() else bundle_path / "bundle.json"
+    if not config.is_file():
+        return ()  # load_bundle reports the missing file
+    stat = config.stat()
+    return (stat.st_mtime_ns, stat.st_size)
+
+
 def get_predictor(bundle_path, device="auto") -> Predictor:
-    """The predictor for ``bundle_path`` on ``device``, built once per process."""
-    return _cached(str(Path(bundle_path).resolve()), str(device))
+    """The predictor for ``bundle_path`` on ``device``, built once per process and bundle version."""
+    path = Path(bundle_path).resolve()
+    return _cached(str(path), str(device), _bundle_version(path))

@@ -158,12 +158,12 @@ def warp(volume, index_map: np.ndarray, out_shape, mode: str = "bilinear"):
     """
     import torch
 
-    from singlestrip_bids.synthesis.transforms import _sample
+    from singlestrip_bids.synthesis.transforms import sample_volume
 
     grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in out_shape], indexing="ij"), -1)
     points = grid @ index_map[:3, :3].T + index_map[:3, 3]
     positions = torch.as_tensor(points[None], dtype=torch.float32, device=volume.device)
-    return _sample(volume[None, None].float(), positions, volume.shape, mode)[0, 0]
+    return sample_volume(volume[None, None].float(), positions, volume.shape, mode)[0, 0]
 
 
 def centred_index_map(matrix_mm: np.ndarray, out_shape, out_spacing: float, centre_in, in_spacing: float):

@@ -7,7 +7,7 @@ import numpy as np
 
 from singlestrip_bids import __version__
 from singlestrip_bids.io.derivatives import atomic_write_bytes
-from singlestrip_bids.report.html import _STYLE
+from singlestrip_bids.report.html import STYLE
 
 MOSAIC_COUNT = 2  #: best and worst masks shown
 
@@ -120,6 +120,6 @@ def write_group_report(output_dir, suffix, rows, ranked, losses, synthesis_png, 
     parts.append("<h2>Synthetic training samples (last round)</h2>"
                  + _figure(Path(synthesis_png), output_dir, "synthetic images with the brain outline"))
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>Group report: {escape(suffix)}</title><style>{_STYLE}</style></head><body>"
+            f"<title>Group report: {escape(suffix)}</title><style>{STYLE}</style></head><body>"
             + "".join(parts) + "</body></html>\n")
     return atomic_write_bytes(page.encode("utf-8"), output_dir / f"group_{suffix}.html")

@@ -7,7 +7,7 @@ from pathlib import Path
 from singlestrip_bids import __version__
 from singlestrip_bids.io.derivatives import atomic_write_bytes
 
-_STYLE = """
+STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
 section { margin-bottom: 2.5em; }
 img { max-width: 100%; background: #000; }
@@ -59,7 +59,7 @@ def write_subject_report(output_dir, subject, entries) -> Path:
     sections = "".join(_section(outputs, output_dir) for outputs in entries) or "<p>No images.</p>"
     page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>sub-{escape(label)}: brain masks</title><style>{_STYLE}</style></head><body>"
+        f"<title>sub-{escape(label)}: brain masks</title><style>{STYLE}</style></head><body>"
         f"<h1>sub-{escape(label)}: brain masks</h1>"
         f"<p>singlestrip_bids {escape(__version__)}. Orange line: the brain mask's outline. "
         "Rows: sagittal, coronal, axial slices; superior up, the subject's right on the right.</p>"

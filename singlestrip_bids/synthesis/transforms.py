@@ -91,7 +91,7 @@ class SpatialTransform:
         disp = velocity * scale.view(1, 3, 1, 1, 1) / 2**self.integration_steps  # coarse-voxel units
         identity = _identity_grid(coarse, device)
         for _ in range(self.integration_steps):
-            disp = disp + _sample(disp, identity + disp.permute(0, 2, 3, 4, 1), coarse, "bilinear")
+            disp = disp + sample_volume(disp, identity + disp.permute(0, 2, 3, 4, 1), coarse, "bilinear")
         disp = disp / scale.view(1, 3, 1, 1, 1)
         return F.interpolate(disp, size=tuple(out_shape), mode="trilinear", align_corners=True)
 
@@ -107,8 +107,8 @@ class SpatialTransform:
     def __call__(self, labels: torch.Tensor, mask: torch.Tensor, out_shape, centre):
         """Warp a label map (nearest) and a mask (linear, then ≥ 0.5) onto ``out_shape``."""
         positions = self.grid(labels.shape[-3:], out_shape, centre, labels.device)
-        warped_labels = _sample(labels[None].float(), positions, labels.shape[-3:], "nearest")[0]
-        warped_mask = _sample(mask[None].float(), positions, mask.shape[-3:], "bilinear")[0]
+        warped_labels = sample_volume(labels[None].float(), positions, labels.shape[-3:], "nearest")[0]
+        warped_mask = sample_volume(mask[None].float(), positions, mask.shape[-3:], "bilinear")[0]
         return warped_labels.round().to(labels.dtype), (warped_mask >= 0.5).float()
 
 
@@ -117,7 +117,7 @@ def _identity_grid(shape, device) -> torch.Tensor:
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)[None]
 
 
-def _sample(volume: torch.Tensor, positions: torch.Tensor, in_shape, mode: str) -> torch.Tensor:
+def sample_volume(volume: torch.Tensor, positions: torch.Tensor, in_shape, mode: str) -> torch.Tensor:
     """Sample (1, C, *in_shape) at voxel ``positions`` (1, X, Y, Z, 3); outside → 0."""
     size = torch.tensor([s - 1 for s in in_shape], dtype=torch.float32, device=positions.device)
     normalised = 2.0 * positions / size.clamp(min=1) - 1.0
