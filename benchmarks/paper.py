@@ -1,6 +1,7 @@
 """The paper's experiment (METHOD.md §6–7) on the shared data, one labeled T1w image per fold.
 
     python benchmarks/paper.py [--quick] [--folds N] [--top-k K] [--steps N] [--ssl-steps N]
+                               [--ssl-lr LR] [--sl1-model BUNDLE|default] [--models M ...]
                                [--data DIR] [--out DIR] [--device auto|cpu|cuda] [--seed S]
 
 Each fold takes one FreeSurfer T1w head (fs_training_t1) with its mask as the labeled example. The
@@ -11,7 +12,9 @@ pseudo-labels by AE-QC); SSL-TTA (by TTA agreement); SSL-T (by true Dice: the up
 retrained from scratch. Prints mean Dice / HD95 per model and test set beside the paper's numbers,
 and Pearson r / MAE of the AE-QC and TTA scores against the true Dice of SL-1's masks. ``--quick``
 is sized for a 2-core CPU (tiny U-Net on a 4 mm grid, few steps): it checks the pipeline, not
-the paper's accuracy. Writes ``paper.json`` and the fold models under ``--out``.
+the paper's accuracy. ``--sl1-model default --models SSL-AE`` measures what one round of
+self-training adds to the shipped model (trained on fs_training_t1/sub-01, the first fold's
+labeled image) without training an SL-1 model again. Writes ``paper.json`` and the fold models under ``--out``.
 """
 
 import argparse
@@ -125,6 +128,23 @@ def select_top(labels, key, k: int) -> list:
     return sorted(usable, key=lambda label: -key(label))[:k]
 
 
+def given_sl1(bundle_path: Path, image_img, mask_img, labeled) -> tuple:
+    """An SL-1 bundle trained elsewhere on ``labeled``: (path, QC autoencoder, config, labeled source).
+
+    The training config and class map come from the bundle's own settings, so self-training
+    continues exactly the synthesis it was trained with.
+    """
+    from singlestrip_bids.model.bundle import load_bundle
+    from singlestrip_bids.training.sl1 import TrainingConfig, prepare_source
+
+    bundle = load_bundle(bundle_path)
+    training = bundle.config.get("training", {})
+    if training.get("labeled") != labeled.name or bundle.qc_ae is None:
+        raise SystemExit(f"error: {bundle_path} was not trained on {labeled.name} or has no QC autoencoder")
+    config = TrainingConfig.from_dict(training)
+    return bundle.path, bundle.qc_ae, config, prepare_source(image_img, mask_img, config, config.seed)
+
+
 def run_fold(labeled, unlabeled, test, args, out: Path, scorer) -> tuple:
     """One fold: SL-1, scored pseudo-labels, four self-trained models, all evaluated on ``test``.
 
@@ -140,17 +160,24 @@ def run_fold(labeled, unlabeled, test, args, out: Path, scorer) -> tuple:
     from singlestrip_bids.training.ssl import fine_tune, predict_pseudo_labels
 
     device = resolve_device(args.device)
-    config, ssl_config = training_config(args)
     image_img, mask_img = load_image(labeled.image), load_image(labeled.reference)
     links = linked_inputs([*unlabeled, *test], out / "inputs")
 
-    progress(f"  QC autoencoder and SL-1 from {labeled.name}")
-    mask_working = conform(mask_img, config.voxel_size, config.unet.multiple).data >= 0.5
-    architecture = {"size": 32, "spacing_mm": 6.0, "channels": [8, 16, 32], "latent": 32} if args.quick else None
-    qc_ae, _ = train_autoencoder(mask_working, kind="2d", steps=args.ae_steps, seed=args.seed, device=device,
-                                 voxel_size=config.voxel_size, architecture=architecture)
-    sl1_bundle, _, labeled_source = train_sl1(image_img, mask_img, out / "SL-1", config, device=device,
-                                              name="sl1", labeled=labeled.name, qc_ae=qc_ae)
+    if args.sl1_model is not None:
+        progress(f"  SL-1: the given model {args.sl1_model}, trained on {labeled.name}")
+        sl1_bundle, qc_ae, config, labeled_source = given_sl1(args.sl1_model, image_img, mask_img, labeled)
+        ssl_config = replace(config, steps=args.ssl_steps or config.steps)
+    else:
+        config, ssl_config = training_config(args)
+        progress(f"  QC autoencoder and SL-1 from {labeled.name}")
+        mask_working = conform(mask_img, config.voxel_size, config.unet.multiple).data >= 0.5
+        architecture = {"size": 32, "spacing_mm": 6.0, "channels": [8, 16, 32], "latent": 32} if args.quick else None
+        qc_ae, _ = train_autoencoder(mask_working, kind="2d", steps=args.ae_steps, seed=args.seed, device=device,
+                                     voxel_size=config.voxel_size, architecture=architecture)
+        sl1_bundle, _, labeled_source = train_sl1(image_img, mask_img, out / "SL-1", config, device=device,
+                                                  name="sl1", labeled=labeled.name, qc_ae=qc_ae)
+    if args.ssl_lr:
+        ssl_config = replace(ssl_config, learning_rate=args.ssl_lr)
 
     progress(f"  pseudo-labels of {len(unlabeled)} unlabeled images, with AE-QC and TTA scores")
     labels = predict_pseudo_labels([links[case.name] for case in unlabeled], sl1_bundle, out / "pseudo",
@@ -167,6 +194,8 @@ def run_fold(labeled, unlabeled, test, args, out: Path, scorer) -> tuple:
         "SSL-T scratch": (lambda label: truth[label.bids_name], True),
     }
     for model, (key, from_scratch) in variants.items():
+        if model not in args.models:
+            continue
         selected = select_top(labels, key, args.top_k)
         progress(f"  {model}: {'retraining' if from_scratch else 'fine-tuning'} on the labeled image + "
                  f"{', '.join(label.bids_name for label in selected)}")
@@ -224,6 +253,12 @@ def parse_args(argv=None):
     parser.add_argument("--top-k", type=int, default=3, help="pseudo-labels kept per self-training (paper: 10 of 58)")
     parser.add_argument("--steps", type=int, default=None, help="SL-1 training steps")
     parser.add_argument("--ssl-steps", type=int, default=None, help="self-training steps (default: --steps)")
+    parser.add_argument("--ssl-lr", type=float, default=None, help="self-training learning rate (default: SL-1's)")
+    parser.add_argument("--sl1-model", type=Path, default=None,
+                        help="use this SL-1 bundle (trained on the first fold's labeled image) instead of training "
+                             "one; 'default' = the shipped model; implies --folds 1")
+    parser.add_argument("--models", nargs="+", choices=MODELS[1:], default=MODELS[1:],
+                        help="self-trained models to build (default: all four)")
     parser.add_argument("--ae-steps", type=int, default=None, help="QC autoencoder steps (default 1500, quick 40)")
     parser.add_argument("--only", nargs="+", default=None, help="keep unlabeled/test images named with one of these")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -231,6 +266,11 @@ def parse_args(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.sl1_model is not None:
+        from singlestrip_bids.model.bundle import default_bundle_path
+
+        args.sl1_model = default_bundle_path() if str(args.sl1_model) == "default" else args.sl1_model.resolve()
+        args.folds = 1
     args.folds = args.folds or (2 if args.quick else 5)
     args.ae_steps = args.ae_steps or (40 if args.quick else 1500)
     if args.out is None:

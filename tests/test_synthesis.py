@@ -9,7 +9,7 @@ import torch
 
 from singlestrip_bids.synthesis import transforms as T
 from singlestrip_bids.synthesis.generator import Draw, SynthesisConfig, Synthesizer
-from singlestrip_bids.synthesis.gmm import fit_class_map
+from singlestrip_bids.synthesis.gmm import class_contrast, fit_class_map
 
 
 def _sphere(shape=(48, 48, 48), radius=12.0, centre=None):
@@ -102,3 +102,19 @@ def test_gmm_class_map_is_deterministic_and_split_by_the_mask():
     assert np.array_equal(labels, again)
     assert labels[mask].min() >= 3 and labels[~mask].max() <= 2
     assert summary["brain"]["means"] == sorted(summary["brain"]["means"])
+
+
+def test_source_contrast_draws_keep_the_fitted_class_means_in_their_share():
+    rng = np.random.default_rng(1)
+    mask = _sphere((32, 32, 32), 9)
+    image = np.where(mask, rng.normal(100, 10, mask.shape), rng.normal(20, 5, mask.shape)).astype(np.float32)
+    labels, summary = fit_class_map(image, mask, n_brain=2, n_head=3, seed=0)
+    means, stds = class_contrast(summary)
+    assert len(means) == 5 and max(means) == pytest.approx(0.9)
+    assert list(means[3:]) == sorted(means[3:]) and min(means[3:]) > max(means[:3])
+    config = SynthesisConfig(patch_shape=(32, 32, 32), source_contrast_probability=0.3)
+    draws = [Synthesizer([(labels, mask, summary)], config, seed=s).sample() for s in range(400)]
+    own = [d for d in draws if d.intensities.means == means]
+    assert abs(len(own) / len(draws) - 0.3) < 0.07 and all(d.intensities.stds == stds for d in own)
+    plain = Synthesizer([(labels, mask)], config, seed=0)
+    assert all(plain.sample().intensities.means != means for _ in range(50))  # no summary, no own contrast

@@ -30,13 +30,14 @@ def _one_thread():
 
 def test_loss_falls_and_the_bundle_round_trips(tmp_path):
     image, mask = nib.load(DATA_DIR / HEAD), nib.load(DATA_DIR / MASK)
-    path, losses, (labels, working_mask) = train_sl1(image, mask, tmp_path / "model", TINY, device="cpu",
-                                                     labeled="mrtrix_scripttest_sub01")
+    path, losses, (labels, working_mask, gmm) = train_sl1(image, mask, tmp_path / "model", TINY, device="cpu",
+                                                          labeled="mrtrix_scripttest_sub01")
     assert len(losses) == TINY.steps
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.02, losses
     assert labels.shape == working_mask.shape and labels.max() == 4
     bundle = load_bundle(path)
-    assert bundle.config["training"]["steps"] == 30 and bundle.config["gmm"][0]["n_brain"] == 3
+    assert bundle.config["training"]["steps"] == 30 and bundle.config["gmm"] == [gmm]
+    assert TrainingConfig.from_dict(bundle.config["training"]) == TINY  # the bundle says how it was trained
     data = conform(image, bundle.voxel_size, bundle.multiple).data
     first = Predictor(bundle, "cpu").predict_probability(data)
     second = Predictor(load_bundle(path), "cpu").predict_probability(data)

@@ -7,6 +7,7 @@ import torch
 
 from singlestrip_bids.model.normalize import normalize_intensity
 from singlestrip_bids.synthesis import transforms as T
+from singlestrip_bids.synthesis.gmm import class_contrast
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class SynthesisConfig:
     intensity_mean: tuple = (25 / 255, 225 / 255)
     intensity_std: tuple = (5 / 255, 25 / 255)
     background_zero_probability: float = 0.2
+    #: share of draws that keep the source image's own GMM contrast instead of random intensities
+    source_contrast_probability: float = 0.25
     noise: T.RandomGaussianNoise = field(default_factory=T.RandomGaussianNoise)
     blur: T.RandomGaussianBlur = field(default_factory=T.RandomGaussianBlur)
     bias: T.RandomBiasField = field(default_factory=T.RandomBiasField)
@@ -33,7 +36,10 @@ class SynthesisConfig:
         nested = {"spatial": T.RandomSpatial, "noise": T.RandomGaussianNoise, "blur": T.RandomGaussianBlur,
                   "bias": T.RandomBiasField, "gamma": T.RandomGamma, "field_of_view": T.RandomFieldOfView,
                   "thick_slices": T.RandomThickSlices}
-        kwargs = {k: (nested[k](**v) if k in nested else (tuple(v) if isinstance(v, list) else v))
+        def plain(value):
+            return tuple(value) if isinstance(value, list) else value
+
+        kwargs = {k: (nested[k](**{a: plain(b) for a, b in v.items()}) if k in nested else plain(v))
                   for k, v in values.items()}
         return cls(**kwargs)
 
@@ -70,7 +76,9 @@ class Synthesizer:
     """Draws (image, mask) training pairs from class maps and brain masks.
 
     Each source is a ``(labels, mask)`` pair of (X, Y, Z) arrays on the working grid (labels uint8
-    from :func:`synthesis.gmm.fit_class_map`); every source is drawn with the same probability.
+    from :func:`synthesis.gmm.fit_class_map`), or ``(labels, mask, gmm summary)``: with the summary,
+    some draws keep the source's own contrast (``source_contrast_probability``). Every source is
+    drawn with the same probability.
     """
 
     def __init__(self, sources, config: SynthesisConfig = SynthesisConfig(), *, seed: int = 0, device="cpu"):
@@ -79,19 +87,22 @@ class Synthesizer:
         self.config = config
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
-        self.labels = [torch.as_tensor(np.asarray(lab, dtype=np.uint8), device=self.device)[None] for lab, _ in sources]
-        self.masks = [torch.as_tensor(np.asarray(m, dtype=np.float32), device=self.device)[None] for _, m in sources]
-        self.centres = [np.argwhere(np.asarray(m) > 0).mean(axis=0) for _, m in sources]
+        self.labels = [torch.as_tensor(np.asarray(s[0], dtype=np.uint8), device=self.device)[None] for s in sources]
+        self.masks = [torch.as_tensor(np.asarray(s[1], dtype=np.float32), device=self.device)[None] for s in sources]
+        self.centres = [np.argwhere(np.asarray(s[1]) > 0).mean(axis=0) for s in sources]
+        self.contrasts = [class_contrast(s[2]) if len(s) > 2 and s[2] else None for s in sources]
         self.n_classes = max(int(lab.max()) + 1 for lab in self.labels)
 
     def sample(self) -> Draw:
         """Draw the parameters of one pair from the seeded generator."""
         c, rng = self.config, self.rng
+        source = int(rng.integers(len(self.labels)))
         return Draw(
-            source=int(rng.integers(len(self.labels))),
+            source=source,
             spatial=c.spatial(rng),
             intensities=T.RandomClassIntensities(self.n_classes, c.intensity_mean, c.intensity_std,
-                                                 c.background_zero_probability)(rng),
+                                                 c.background_zero_probability, self.contrasts[source],
+                                                 c.source_contrast_probability)(rng),
             noise=c.noise(rng),
             blur=c.blur(rng),
             bias=c.bias(rng),

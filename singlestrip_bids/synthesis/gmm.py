@@ -48,3 +48,19 @@ def fit_class_map(image, mask, *, n_brain: int = 10, n_head: int = 6, seed: int 
     labels[mask] = inside + n_head
     summary = {"n_head": n_head, "n_brain": n_brain, "seed": seed, "head": out_summary, "brain": in_summary}
     return labels, summary
+
+
+def class_contrast(summary: dict, top: float = 0.9) -> tuple:
+    """The source image's own contrast as (means, SDs) per class of :func:`fit_class_map`'s labels.
+
+    Intensities are scaled so that the brightest class mean is ``top`` (the synthesis works on a
+    [0, 1] scale); a class the mixture did not use keeps mean and SD 0.
+    """
+    n_classes = summary["n_head"] + summary["n_brain"]
+    means, stds = np.zeros(n_classes), np.zeros(n_classes)
+    for offset, part in ((0, summary["head"]), (summary["n_head"], summary["brain"])):
+        count = len(part["means"])
+        means[offset:offset + count] = part["means"]
+        stds[offset:offset + count] = np.sqrt(part["variances"])
+    scale = top / max(float(means.max()), 1e-6)
+    return tuple((means * scale).tolist()), tuple((stds * scale).tolist())

@@ -167,14 +167,23 @@ class ClassIntensities:
 
 @dataclass(frozen=True)
 class RandomClassIntensities:
-    """Means U[25, 225]/255 and SDs U[5, 25]/255 per class; class 0 (air) black with p = 0.2."""
+    """Means U[25, 225]/255 and SDs U[5, 25]/255 per class; class 0 (air) black with p = 0.2.
+
+    With ``source_contrast_probability``, a draw keeps ``source_contrast`` instead: the (means,
+    SDs) per class that the GMM fitted on the source image, i.e. its own contrast.
+    """
 
     n_classes: int
     mean: tuple = (25 / 255, 225 / 255)
     std: tuple = (5 / 255, 25 / 255)
     background_zero_probability: float = 0.2
+    source_contrast: tuple | None = None
+    source_contrast_probability: float = 0.0
 
     def __call__(self, rng: np.random.Generator) -> ClassIntensities:
+        if self.source_contrast is not None and rng.uniform() < self.source_contrast_probability:
+            means, stds = self.source_contrast
+            return ClassIntensities(tuple(means), tuple(stds), _seed(rng))
         means = rng.uniform(*as_range(self.mean), self.n_classes)
         stds = rng.uniform(*as_range(self.std), self.n_classes)
         if rng.uniform() < self.background_zero_probability:

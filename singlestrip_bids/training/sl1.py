@@ -2,7 +2,7 @@
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,14 @@ class TrainingConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainingConfig":
+        """Rebuild from :meth:`to_dict` output (e.g. a bundle's ``training``); unknown keys are ignored."""
+        known = {f.name for f in fields(cls)} - {"unet", "synthesis"}
+        kwargs = {key: value for key, value in values.items() if key in known}
+        return cls(**kwargs, unet=UNetConfig(**values["unet"]),
+                   synthesis=SynthesisConfig.from_dict(values["synthesis"]))
+
 
 def prepare_source(image_img, mask_img, config: TrainingConfig, seed: int):
     """Conform an image and its brain mask to the working grid and fit the GMM class map.
@@ -50,7 +58,10 @@ def prepare_source(image_img, mask_img, config: TrainingConfig, seed: int):
 
 def train_unet(unet, sources, config: TrainingConfig, *, device, checkpoint: Path | None = None,
                resume: bool = False, seed: int | None = None):
-    """Train ``unet`` in place on synthesis from ``sources`` [(labels, mask), …]; returns the loss history."""
+    """Train ``unet`` in place on synthesis from ``sources`` [(labels, mask, gmm summary), …].
+
+    Returns the loss history.
+    """
     from singlestrip_bids.synthesis.generator import Synthesizer
     from singlestrip_bids.training.loop import CheckpointHook, HistoryHook, ProgressHook, Trainer
 
@@ -80,7 +91,7 @@ def train_sl1(image_img, mask_img, bundle_path, config: TrainingConfig = Trainin
     """Train SL-1 from one labeled image and write a bundle; returns ``(bundle_path, losses, source)``.
 
     ``labeled`` names the labeled example in the bundle's provenance; ``source`` is the
-    ``(labels, mask)`` pair on the working grid, reused by self-training.
+    ``(labels, mask, gmm summary)`` of the working grid, reused by self-training.
     """
     import torch
 
@@ -96,7 +107,7 @@ def train_sl1(image_img, mask_img, bundle_path, config: TrainingConfig = Trainin
     LOG.info("GMM class map: %d classes, brain %.0f mL on the working grid",
              int(labels.max()) + 1, mask.sum() * config.voxel_size**3 / 1000)
     unet = UNet(config.unet)
-    losses = train_unet(unet, [(labels, mask)], config, device=device, checkpoint=checkpoint, resume=resume)
+    losses = train_unet(unet, [(labels, mask, gmm)], config, device=device, checkpoint=checkpoint, resume=resume)
     extra = {
         "training": {**config.to_dict(), "kind": "sl1", "labeled": labeled, "device": str(device),
                      "seconds": round(time.perf_counter() - start, 1),
@@ -104,4 +115,4 @@ def train_sl1(image_img, mask_img, bundle_path, config: TrainingConfig = Trainin
         "gmm": [gmm],
     }
     save_bundle(bundle_path, name=name, unet=unet, voxel_size=config.voxel_size, qc_ae=qc_ae, extra=extra)
-    return Path(bundle_path), losses, (labels, mask)
+    return Path(bundle_path), losses, (labels, mask, gmm)

@@ -96,11 +96,11 @@ def fine_tune(bundle_path, labeled_source, selected, config, *, from_scratch=Fal
               checkpoint=None, resume=False, seed=0):
     """Train the U-Net on synthesis from the labeled source plus the selected pseudo-labels.
 
-    ``labeled_source``: the ``(labels, mask)`` working-grid pair returned by ``train_sl1``;
+    ``labeled_source``: the ``(labels, mask, gmm summary)`` returned by ``train_sl1``;
     ``selected``: :class:`PseudoLabel` s whose GMM class maps are fitted here; ``config``: the
     ``training.sl1.TrainingConfig`` (steps, learning rate, synthesis). The U-Net starts from the
     bundle's weights, or from scratch. Returns ``(unet, losses, sources, gmm summaries)``; ``sources``
-    are the ``(labels, mask)`` pairs trained on, the labeled one first.
+    are the ``(labels, mask, gmm summary)`` trained on, the labeled one first.
     """
     import nibabel as nib
 
@@ -114,7 +114,7 @@ def fine_tune(bundle_path, labeled_source, selected, config, *, from_scratch=Fal
     sources, summaries = [labeled_source], []
     for index, label in enumerate(selected):
         labels, mask, summary = prepare_source(load_image(label.image), nib.load(label.mask), config, seed + index)
-        sources.append((labels, mask))
+        sources.append((labels, mask, summary))
         summaries.append({"bids_name": label.bids_name, **summary})
     torch.manual_seed(seed)
     unet = UNet(config.unet) if from_scratch else load_bundle(bundle_path).unet
