@@ -14,13 +14,13 @@ from singlestrip_bids.synthesis.gmm import class_contrast
 class SynthesisConfig:
     """Every range of the synthesis (METHOD.md §2); sizes in working-grid voxels."""
 
-    patch_shape: tuple = (96, 96, 96)
+    patch_shape: tuple = (64, 64, 64)
     spatial: T.RandomSpatial = field(default_factory=T.RandomSpatial)
     intensity_mean: tuple = (25 / 255, 225 / 255)
     intensity_std: tuple = (5 / 255, 25 / 255)
     background_zero_probability: float = 0.2
     #: share of draws that keep the source image's own GMM contrast instead of random intensities
-    source_contrast_probability: float = 0.25
+    source_contrast_probability: float = 0.5
     noise: T.RandomGaussianNoise = field(default_factory=T.RandomGaussianNoise)
     blur: T.RandomGaussianBlur = field(default_factory=T.RandomGaussianBlur)
     bias: T.RandomBiasField = field(default_factory=T.RandomBiasField)

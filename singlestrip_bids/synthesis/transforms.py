@@ -132,7 +132,7 @@ class RandomSpatial:
     rotation_deg: object = 20.0
     scale: object = (0.85, 1.15)
     shear: object = 0.05
-    translation: object = 20.0  # wide enough that patches also show the neck and face
+    translation: object = 30.0  # voxels: wide enough that patches often show the neck, face and air
     deformation_max_std: float = 2.0
     deformation_spacing: float = 8.0
 

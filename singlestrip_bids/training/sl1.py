@@ -17,16 +17,16 @@ LOG = logging.getLogger(__name__)
 class TrainingConfig:
     """Everything that decides a training run; stored in the bundle."""
 
-    steps: int = 2000
+    steps: int = 3000
     batch_size: int = 1
-    learning_rate: float = 1e-4
-    voxel_size: float = 2.0  #: working grid, mm
+    learning_rate: float = 1e-3
+    voxel_size: float = 3.0  #: working grid, mm (CPU-sized; 64³ patches span 192 mm)
     n_brain_classes: int = 10
     n_head_classes: int = 6
     seed: int = 0
     checkpoint_every: int = 100
     log_every: int = 10
-    unet: UNetConfig = field(default_factory=lambda: UNetConfig(base_features=8, max_features=32))
+    unet: UNetConfig = field(default_factory=lambda: UNetConfig(base_features=16, max_features=64, norm="instance"))
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
 
     def to_dict(self) -> dict:
