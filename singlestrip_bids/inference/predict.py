@@ -19,7 +19,9 @@ class Predictor:
     def predict_probability(self, data: np.ndarray) -> np.ndarray:
         """P(brain) for a conformed volume (X, Y, Z) of raw intensities; float32, same shape.
 
-        Sizes that are not multiples of the network's need are padded with zeros and cropped back.
+        Sizes that are not multiples of the network's need are padded with zeros and cropped back;
+        each is at least two multiples, so that the coarsest level keeps more than one voxel (instance
+        normalisation needs it).
         """
         import torch
 
@@ -27,7 +29,7 @@ class Predictor:
 
         multiple = self.bundle.multiple
         shape = data.shape
-        padded = [int(np.ceil(s / multiple) * multiple) for s in shape]
+        padded = [max(2, int(np.ceil(s / multiple))) * multiple for s in shape]
         volume = np.zeros(padded, dtype=np.float32)
         volume[: shape[0], : shape[1], : shape[2]] = data
         with torch.inference_mode():
