@@ -44,7 +44,9 @@ def test_mask_stays_aligned_with_the_image_under_random_warps():
     shape = (48, 48, 48)
     sphere = _sphere(shape)
     labels = np.where(sphere, 2, (np.indices(shape) // 6).sum(0) % 2).astype(np.uint8)
-    synth = Synthesizer([(labels, sphere)], SynthesisConfig(patch_shape=shape), seed=3)
+    # translations of a few voxels keep the sphere (radius 12) in this small patch
+    config = SynthesisConfig(patch_shape=shape, spatial=T.RandomSpatial(translation=6.0))
+    synth = Synthesizer([(labels, sphere)], config, seed=3)
     white_sphere = T.ClassIntensities((0.0, 0.0, 1.0), (0.0, 0.0, 0.0))
     for _ in range(4):
         draw = replace(synth.sample(), intensities=white_sphere, noise=T.GaussianNoise(), blur=T.GaussianBlur(),
