@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from helpers_bids import DATA_DIR, data_available
-from singlestrip_bids.errors import UserError
+from helpers_errors import one_line_user_error
 from singlestrip_bids.io.nifti import load_image, nifti_like, voxel_sizes_mm
 
 pytestmark = pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
@@ -16,11 +16,7 @@ MRTRIX_T1W = DATA_DIR / "mrtrix_scripttest_sub01" / "sub-01_T1w.nii.gz"
 
 
 def _load_error(path) -> str:
-    with pytest.raises(UserError) as caught:
-        load_image(path)
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
+    return one_line_user_error(load_image, path)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 import pytest
 
 from helpers_bids import DATA_DIR, data_available, make_bids_dataset
-from singlestrip_bids.errors import UserError
+from helpers_errors import one_line_user_error
 from singlestrip_bids.io.validator import validate_bids
 
 pytestmark = pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
@@ -16,11 +16,7 @@ def dataset(tmp_path_factory):
 
 
 def _error(path) -> str:
-    with pytest.raises(UserError) as caught:
-        validate_bids(path)
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
+    return one_line_user_error(validate_bids, path)
 
 
 def test_valid_dataset_returns_warnings(dataset):
