@@ -14,7 +14,8 @@ and Pearson r / MAE of the AE-QC and TTA scores against the true Dice of SL-1's 
 is sized for a 2-core CPU (tiny U-Net on a 4 mm grid, few steps): it checks the pipeline, not
 the paper's accuracy. ``--sl1-model default --models SSL-AE`` measures what one round of
 self-training adds to the shipped model (trained on fs_training_t1/sub-01, the first fold's
-labeled image) without training an SL-1 model again. Writes ``paper.json`` and the fold models under ``--out``.
+labeled image) without training an SL-1 model again. Writes ``paper.json`` and the fold models
+under ``--out``.
 """
 
 import argparse
