@@ -68,3 +68,25 @@ def test_4d_reference_volume_is_the_mean_and_non_finite_voxels_become_zero():
     assert np.isfinite(ref).all() and ref[0, 0, 0] == 0
     assert np.isclose(ref[5, 5, 5], data[5, 5, 5].mean(), rtol=1e-5)
     assert conform(img).data.ndim == 3
+
+
+@pytest.mark.parametrize("image, mask", MASKED[:3])
+def test_unconform_with_a_floor_is_exact_above_it(image, mask):
+    ref = nib.load(DATA_DIR / mask)
+    conformed = conform(ref, voxel_size=3.0, multiple=16)
+    args = (conformed.data, conformed.affine, conformed.native_shape, conformed.native_affine)
+    full, boxed = unconform(*args), unconform(*args, floor=0.5)
+    assert boxed.shape == full.shape
+    assert np.array_equal(boxed >= 0.5, full >= 0.5)
+    assert np.allclose(boxed[full >= 0.5], full[full >= 0.5])
+    assert np.count_nonzero(boxed) <= np.count_nonzero(full)
+    if "fs_training" in image:  # a 256 mm field of view: the box leaves the low values around the head out
+        assert np.count_nonzero(boxed) < np.count_nonzero(full)
+
+
+def test_unconform_with_a_floor_nothing_reaches_gives_zeros():
+    ref = nib.load(DATA_DIR / MASKED[0][1])
+    conformed = conform(ref, voxel_size=3.0, multiple=16)
+    back = unconform(conformed.data * 0.1, conformed.affine, conformed.native_shape, conformed.native_affine,
+                     floor=0.5)
+    assert back.shape == ref.shape[:3] and not back.any()

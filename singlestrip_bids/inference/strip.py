@@ -17,6 +17,8 @@ from singlestrip_bids.io.conform import conform, unconform
 from singlestrip_bids.io.derivatives import atomic_write_nifti
 from singlestrip_bids.io.nifti import load_image, nifti_like, voxel_sizes_mm
 
+BRAIN_THRESHOLD = 0.5  #: P(brain) at or above which a native voxel is brain
+
 
 def _working_image(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
@@ -70,9 +72,10 @@ def postprocess_file(in_file, prob_file, mask_file, brain_file, *, border_mm=0.0
     img = load_image(in_file)
     prob_img = nib.load(prob_file)
     native_shape = tuple(img.shape[:3])
-    prob = unconform(prob_img.get_fdata(dtype=np.float32), prob_img.affine, native_shape, img.affine)
+    prob = unconform(prob_img.get_fdata(dtype=np.float32), prob_img.affine, native_shape, img.affine,
+                     floor=BRAIN_THRESHOLD)
     sizes = voxel_sizes_mm(img.affine)
-    mask, removed = postprocess_probability(prob, sizes, border_mm=border_mm)
+    mask, removed = postprocess_probability(prob, sizes, threshold=BRAIN_THRESHOLD, border_mm=border_mm)
     atomic_write_nifti(nifti_like(img, mask, np.uint8), mask_file)
     data = np.asanyarray(img.dataobj)
     inside = mask.astype(bool) if data.ndim == 3 else mask.astype(bool)[..., None]

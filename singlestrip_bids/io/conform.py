@@ -79,6 +79,40 @@ def conform(img, voxel_size: float = 2.0, multiple: int = 16) -> Conformed:
     return Conformed(data, affine, tuple(volume.shape), native_affine)
 
 
-def unconform(volume, affine, native_shape, native_affine, order: int = 1) -> np.ndarray:
-    """Resample a working-grid volume back to the native grid; returns float32 ``native_shape``."""
-    return _resample(volume, affine, native_shape, native_affine, order=order)
+def _native_box(volume, affine, native_shape, native_affine, floor: float) -> tuple[slice, ...] | None:
+    """Native index box holding every voxel whose trilinear sample of ``volume`` can reach ``floor``.
+
+    A trilinear sample mixes the 8 working voxels around it, so it stays below ``floor`` unless one
+    of them is at least ``floor``: the box of those voxels grown by one working voxel covers them all.
+    ``None`` when no working voxel reaches ``floor``.
+    """
+    present = np.argwhere(volume >= floor)
+    if present.size == 0:
+        return None
+    low, high = present.min(axis=0) - 1, present.max(axis=0) + 1
+    corners = np.array([[x, y, z, 1.0] for x in (low[0], high[0]) for y in (low[1], high[1])
+                        for z in (low[2], high[2])])
+    native = (np.linalg.inv(native_affine) @ affine @ corners.T)[:3].T
+    start = np.clip(np.floor(native.min(axis=0)).astype(int), 0, native_shape)
+    stop = np.clip(np.ceil(native.max(axis=0)).astype(int) + 1, 0, native_shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
+
+
+def unconform(volume, affine, native_shape, native_affine, order: int = 1,
+              floor: float | None = None) -> np.ndarray:
+    """Resample a working-grid volume back to the native grid; returns float32 ``native_shape``.
+
+    With ``floor`` (trilinear only), only the native box where values can reach ``floor`` is
+    resampled and the rest is 0: exact for every value ``>= floor``, and several times faster for a
+    brain inside a large field of view.
+    """
+    if floor is None or order != 1:
+        return _resample(volume, affine, native_shape, native_affine, order=order)
+    result = np.zeros(tuple(native_shape), np.float32)
+    box = _native_box(volume, affine, native_shape, native_affine, floor)
+    if box is not None:
+        shift = np.eye(4)
+        shift[:3, 3] = [part.start for part in box]
+        result[box] = _resample(volume, affine, [part.stop - part.start for part in box],
+                                native_affine @ shift, order=1)
+    return result
