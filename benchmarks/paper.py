@@ -11,10 +11,11 @@ out-of-distribution test set (the paper used ASL). Models per fold: SL-1; SSL-AE
 pseudo-labels by AE-QC); SSL-TTA (by TTA agreement); SSL-T (by true Dice: the upper bound); SSL-T
 retrained from scratch. Prints mean Dice / HD95 per model and test set beside the paper's numbers,
 and Pearson r / MAE of the AE-QC and TTA scores against the true Dice of SL-1's masks. ``--quick``
-is sized for a 2-core CPU (tiny U-Net on a 4 mm grid, few steps): it checks the pipeline, not
-the paper's accuracy. ``--sl1-model default --models SSL-AE`` measures what one round of
-self-training adds to the shipped model (trained on fs_training_t1/sub-01, the first fold's
-labeled image) without training an SL-1 model again. Writes ``paper.json`` and the fold models
+is sized for a 2-core CPU: one fold whose SL-1 model is the shipped one (trained by ``train_sl1`` on
+fs_training_t1/sub-01, the first fold's labeled image, with its QC autoencoder), and 150
+self-training steps for SSL-AE, SSL-TTA and SSL-T (SSL-T from scratch needs SL-1's whole budget:
+full runs only). ``--sl1-model BUNDLE|default`` does the same with any SL-1 bundle trained on
+that image. Writes ``paper.json`` and the fold models
 under ``--out``.
 """
 
@@ -47,17 +48,10 @@ MODELS = list(PAPER)
 
 
 def training_config(args):
-    """SL-1 and SSL training settings: the package defaults, or a CPU-sized net with ``--quick``."""
-    from singlestrip_bids.model.unet import UNetConfig
-    from singlestrip_bids.synthesis.generator import SynthesisConfig
+    """SL-1 and SSL training settings: the package defaults, ``--steps`` and ``--ssl-steps`` aside."""
     from singlestrip_bids.training.sl1 import TrainingConfig
 
-    if args.quick:
-        config = TrainingConfig(steps=args.steps or 40, voxel_size=4.0, seed=args.seed, log_every=20,
-                                unet=UNetConfig(levels=4, base_features=4, max_features=16),
-                                synthesis=SynthesisConfig(patch_shape=(48, 48, 48)))
-    else:
-        config = TrainingConfig(steps=args.steps or TrainingConfig().steps, seed=args.seed)
+    config = TrainingConfig(steps=args.steps or TrainingConfig().steps, seed=args.seed)
     return config, replace(config, steps=args.ssl_steps or config.steps)
 
 
@@ -172,9 +166,8 @@ def run_fold(labeled, unlabeled, test, args, out: Path, scorer) -> tuple:
         config, ssl_config = training_config(args)
         progress(f"  QC autoencoder and SL-1 from {labeled.name}")
         mask_working = conform(mask_img, config.voxel_size, config.unet.multiple).data >= 0.5
-        architecture = {"size": 32, "spacing_mm": 6.0, "channels": [8, 16, 32], "latent": 32} if args.quick else None
         qc_ae, _ = train_autoencoder(mask_working, kind="2d", steps=args.ae_steps, seed=args.seed, device=device,
-                                     voxel_size=config.voxel_size, architecture=architecture)
+                                     voxel_size=config.voxel_size)
         sl1_bundle, _, labeled_source = train_sl1(image_img, mask_img, out / "SL-1", config, device=device,
                                                   name="sl1", labeled=labeled.name, qc_ae=qc_ae)
     if args.ssl_lr:
@@ -249,31 +242,35 @@ def summary_tables(rows, qc_rows) -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="CPU-sized: tiny U-Net, 4 mm grid, few steps, 2 folds")
-    parser.add_argument("--folds", type=int, default=None, help="number of folds (default 5, quick 2)")
+    parser.add_argument("--quick", action="store_true",
+                        help="CPU-sized: one fold, the shipped model as SL-1, 150 self-training steps, no SSL-T scratch")
+    parser.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     parser.add_argument("--top-k", type=int, default=3, help="pseudo-labels kept per self-training (paper: 10 of 58)")
     parser.add_argument("--steps", type=int, default=None, help="SL-1 training steps")
-    parser.add_argument("--ssl-steps", type=int, default=None, help="self-training steps (default: --steps)")
+    parser.add_argument("--ssl-steps", type=int, default=None, help="self-training steps (default: --steps; quick 150)")
     parser.add_argument("--ssl-lr", type=float, default=None, help="self-training learning rate (default: SL-1's)")
     parser.add_argument("--sl1-model", type=Path, default=None,
                         help="use this SL-1 bundle (trained on the first fold's labeled image) instead of training "
                              "one; 'default' = the shipped model; implies --folds 1")
-    parser.add_argument("--models", nargs="+", choices=MODELS[1:], default=MODELS[1:],
-                        help="self-trained models to build (default: all four)")
-    parser.add_argument("--ae-steps", type=int, default=None, help="QC autoencoder steps (default 1500, quick 40)")
+    parser.add_argument("--models", nargs="+", choices=MODELS[1:], default=None,
+                        help="self-trained models to build (default: all four; quick: all but SSL-T scratch)")
+    parser.add_argument("--ae-steps", type=int, default=1500, help="QC autoencoder steps (default 1500)")
     parser.add_argument("--only", nargs="+", default=None, help="keep unlabeled/test images named with one of these")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/paper-<UTC time>")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sl1_model = args.sl1_model or Path("default")
+        args.ssl_steps = args.ssl_steps or 150
+        args.models = args.models or MODELS[1:4]
+    args.models = args.models or MODELS[1:]
     if args.sl1_model is not None:
         from singlestrip_bids.model.bundle import default_bundle_path
 
         args.sl1_model = default_bundle_path() if str(args.sl1_model) == "default" else args.sl1_model.resolve()
         args.folds = 1
-    args.folds = args.folds or (2 if args.quick else 5)
-    args.ae_steps = args.ae_steps or (40 if args.quick else 1500)
     if args.out is None:
         args.out = HERE / "results" / time.strftime("paper-%Y%m%dT%H%M%SZ", time.gmtime())
     args.out = args.out.resolve()

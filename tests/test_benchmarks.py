@@ -153,6 +153,18 @@ def test_qc_agreement_and_top_k_selection():
     assert [label.bids_name for label in paper.select_top(labels, lambda label: label.score, 2)] == ["a", "b"]
 
 
+def test_paper_quick_is_one_fold_on_the_shipped_model():
+    from singlestrip_bids.model.bundle import default_bundle_path
+
+    quick = paper.parse_args(["--quick", "--out", "x"])
+    assert quick.sl1_model == default_bundle_path() and quick.folds == 1 and quick.ssl_steps == 150
+    assert quick.models == ["SSL-AE", "SSL-TTA", "SSL-T"]
+    full = paper.parse_args(["--out", "x"])
+    assert full.sl1_model is None and full.folds == 5 and full.ssl_steps is None
+    assert full.models == ["SSL-AE", "SSL-TTA", "SSL-T", "SSL-T scratch"]
+    assert paper.parse_args(["--quick", "--ssl-steps", "20", "--out", "x"]).ssl_steps == 20
+
+
 @needs_data
 def test_run_py_scores_a_bids_dataset_and_reports_a_missing_peer(tmp_path, tiny_bundle):
     root = make_bids_dataset(tmp_path / "ds", ("mrtrix",), with_masks=True)
