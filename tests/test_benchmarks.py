@@ -185,3 +185,21 @@ def test_run_py_scores_a_bids_dataset_and_reports_a_missing_peer(tmp_path, tiny_
     assert (out / "results.csv").read_text().count("\n") == 3
     assert result.stdout.rstrip().splitlines()[-1].startswith("deepbet")  # the tables come last
     assert "figure skipped" in result.stdout
+
+
+@needs_data
+def test_paper_quick_runs_a_fold_end_to_end_on_one_image(tmp_path):
+    """The shipped SL-1, its pseudo-label of the MRtrix head with AE and TTA scores, one SSL model."""
+    out = tmp_path / "paper"
+    command = [sys.executable, str(BENCHMARKS / "paper.py"), "--quick", "--ssl-steps", "2", "--models", "SSL-AE",
+               "--only", "mrtrix", "--data", str(DATA_DIR), "--out", str(out), "--device", "cpu"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "SSL-AE" in done.stdout and "paper r" in done.stdout
+    result = json.loads((out / "paper.json").read_text())
+    models = {row["model"]: row for row in result["rows"]}
+    assert set(models) == {"SL-1", "SSL-AE"}
+    assert models["SL-1"]["image"] == "mrtrix_scripttest_sub01/sub-01_T1w"
+    assert models["SL-1"]["dice"] > 0.75  # the shipped model, not an untrained one
+    (qc,) = result["qc_rows"]
+    assert 0.0 < qc["ae_dice"] <= 1.0 and 0.0 < qc["tta_dice"] <= 1.0 and qc["true_dice"] == models["SL-1"]["dice"]
