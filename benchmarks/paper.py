@@ -15,8 +15,7 @@ is sized for a 2-core CPU: one fold whose SL-1 model is the shipped one (trained
 fs_training_t1/sub-01, the first fold's labeled image, with its QC autoencoder), and 150
 self-training steps for SSL-AE, SSL-TTA and SSL-T (SSL-T from scratch needs SL-1's whole budget:
 full runs only). ``--sl1-model BUNDLE|default`` does the same with any SL-1 bundle trained on
-that image. Writes ``paper.json`` and the fold models
-under ``--out``.
+that image. Writes ``paper.json`` and the fold models under ``--out``.
 """
 
 import argparse
