@@ -12,12 +12,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from singlestrip_bids.inference.postprocess import postprocess_probability
+from singlestrip_bids.inference.postprocess import BRAIN_THRESHOLD, postprocess_probability
 from singlestrip_bids.io.conform import conform, unconform
 from singlestrip_bids.io.derivatives import atomic_write_nifti
 from singlestrip_bids.io.nifti import load_image, nifti_like, voxel_sizes_mm
-
-BRAIN_THRESHOLD = 0.5  #: P(brain) at or above which a native voxel is brain
 
 
 def _working_image(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
@@ -75,7 +73,7 @@ def postprocess_file(in_file, prob_file, mask_file, brain_file, *, border_mm=0.0
     prob = unconform(prob_img.get_fdata(dtype=np.float32), prob_img.affine, native_shape, img.affine,
                      floor=BRAIN_THRESHOLD)
     sizes = voxel_sizes_mm(img.affine)
-    mask, removed = postprocess_probability(prob, sizes, threshold=BRAIN_THRESHOLD, border_mm=border_mm)
+    mask, removed = postprocess_probability(prob, sizes, border_mm=border_mm)
     atomic_write_nifti(nifti_like(img, mask, np.uint8), mask_file)
     data = np.asanyarray(img.dataobj)
     inside = mask.astype(bool) if data.ndim == 3 else mask.astype(bool)[..., None]
