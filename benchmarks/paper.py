@@ -195,7 +195,8 @@ def run_fold(labeled, unlabeled, test, args, out: Path, scorer) -> tuple:
         unet, _, _, _ = fine_tune(sl1_bundle, labeled_source, selected, ssl_config, from_scratch=from_scratch,
                                   device=device, seed=args.seed + 1)
         bundles[model] = save_bundle(out / model.replace(" ", "-"), name=model.lower().replace(" ", "-"),
-                                     unet=unet, voxel_size=config.voxel_size, qc_ae=qc_ae,
+                                     unet=unet, voxel_size=config.voxel_size,
+                                     head_margin_mm=config.head_margin_mm, qc_ae=qc_ae,
                                      extra={"training": {**ssl_config.to_dict(), "labeled": labeled.name,
                                                          "pseudo_labels": [l.bids_name for l in selected]}})
     rows = []

@@ -1,9 +1,9 @@
-"""Synthesis throughput and training step time at the working size, on CPU and on CUDA when present.
+"""Synthesis throughput and training step time per patch size, on CPU and on CUDA when present.
 
     python benchmarks/training_speed.py [--data DIR] [--steps 5] [--out DIR] [--threads N]
 
-Prints a table and writes ``training_speed.json``. Uses the shipped default model's architecture
-and the labeled example it was trained on (fs_training_t1/sub-01).
+Prints a table and writes ``training_speed.json``. Uses the shipped default model's architecture,
+its patch sizes and the labeled example it was trained on (fs_training_t1/sub-01).
 """
 
 import argparse
@@ -25,8 +25,8 @@ from singlestrip_bids.training.sl1 import TrainingConfig, prepare_source
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def measure(device: torch.device, sources, unet_config: UNetConfig, patch: tuple, steps: int) -> dict:
-    synth = Synthesizer(sources, SynthesisConfig(patch_shape=patch), seed=0, device=device)
+def measure(device: torch.device, sources, unet_config: UNetConfig, size: int, steps: int) -> dict:
+    synth = Synthesizer(sources, SynthesisConfig(patch_sizes=(size,)), seed=0, device=device)
     synth.batch(1)  # warm-up
     start = time.perf_counter()
     for _ in range(steps):
@@ -40,7 +40,7 @@ def measure(device: torch.device, sources, unet_config: UNetConfig, patch: tuple
     if device.type == "cuda":
         torch.cuda.synchronize()
     step_s = (time.perf_counter() - start) / steps
-    return {"device": str(device), "patch": list(patch), "samples_per_s": 1 / sample_s,
+    return {"device": str(device), "patch": [size] * 3, "samples_per_s": 1 / sample_s,
             "train_step_s": step_s, "train_step_without_synthesis_s": max(step_s - sample_s, 0.0)}
 
 
@@ -56,14 +56,14 @@ def main() -> None:
     bundle = read_bundle_config(default_bundle_path())
     unet_config = UNetConfig(**bundle["unet"]["config"])
     training = bundle.get("training", {})
-    patch = tuple(training.get("synthesis", {}).get("patch_shape", (80, 80, 80)))
+    sizes = SynthesisConfig.from_dict(training["synthesis"]).patch_sizes if "synthesis" in training else (64,)
     config = TrainingConfig(voxel_size=bundle["working_voxel_size"], unet=unet_config)
     head = args.data / "fs_training_t1" / "sub-01"
     image, mask = nib.load(head / "T1.mgz"), nib.load(head / "brainmask_bin.nii.gz")
     labels, working_mask, _ = prepare_source(image, mask, config, seed=0)
 
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    rows = [measure(d, [(labels, working_mask)], unet_config, patch, args.steps) for d in devices]
+    rows = [measure(d, [(labels, working_mask)], unet_config, size, args.steps) for d in devices for size in sizes]
     result = {"date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
               "threads": args.threads, "unet": unet_config.to_dict(), "results": rows}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ def _settings(**changes):
     from singlestrip_bids.training.sl1 import TrainingConfig
 
     training = TrainingConfig(steps=2, voxel_size=8.0, unet=UNetConfig(levels=3, base_features=4, max_features=8),
-                              synthesis=SynthesisConfig(patch_shape=(32, 32, 32)), seed=7, checkpoint_every=1)
+                              synthesis=SynthesisConfig(patch_sizes=(32,)), seed=7, checkpoint_every=1)
     values = {"training": training, "ae_steps": 10, "ae_architecture": AE_SMALL, "top_k": 1, "rounds": 2,
               "device": "cpu", **changes}
     return GroupSettings(**values)

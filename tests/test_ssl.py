@@ -70,7 +70,7 @@ def sl1(tmp_path_factory):
 
     torch.set_num_threads(1)
     config = TrainingConfig(steps=1, voxel_size=8.0, unet=UNetConfig(levels=3, base_features=4, max_features=8),
-                            synthesis=SynthesisConfig(patch_shape=(32, 32, 32)), seed=0)
+                            synthesis=SynthesisConfig(patch_sizes=(32,)), seed=0)
     path, _, source = train_sl1(nib.load(FS / "sub-01" / "T1.mgz"), nib.load(FS / "sub-01" / "brainmask_bin.nii.gz"),
                                 tmp_path_factory.mktemp("sl1") / "round-0", config, device="cpu")
     return path, config, source

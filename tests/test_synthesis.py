@@ -45,7 +45,7 @@ def test_mask_stays_aligned_with_the_image_under_random_warps():
     sphere = _sphere(shape)
     labels = np.where(sphere, 2, (np.indices(shape) // 6).sum(0) % 2).astype(np.uint8)
     # translations of a few voxels keep the sphere (radius 12) in this small patch
-    config = SynthesisConfig(patch_shape=shape, spatial=T.RandomSpatial(translation=6.0))
+    config = SynthesisConfig(patch_sizes=shape[:1], spatial=T.RandomSpatial(translation=6.0))
     synth = Synthesizer([(labels, sphere)], config, seed=3)
     white_sphere = T.ClassIntensities((0.0, 0.0, 1.0), (0.0, 0.0, 0.0))
     for _ in range(4):
@@ -61,12 +61,12 @@ def test_mask_stays_aligned_with_the_image_under_random_warps():
 def test_replay_reproduces_a_draw_bit_for_bit_through_json():
     shape = (32, 32, 32)
     labels = ((np.indices(shape) // 4).sum(0) % 4).astype(np.uint8)
-    synth = Synthesizer([(labels, _sphere(shape, 8))], SynthesisConfig(patch_shape=(32, 32, 32)), seed=11)
+    synth = Synthesizer([(labels, _sphere(shape, 8))], SynthesisConfig(patch_sizes=(32,)), seed=11)
     image, mask, draws = synth.batch(1)
     replayed = Draw.from_dict(json.loads(json.dumps(draws[0].to_dict())))
     again_image, again_mask = synth.render(replayed)
     assert torch.equal(again_image, image[0]) and torch.equal(again_mask, mask[0])
-    other = Synthesizer([(labels, _sphere(shape, 8))], SynthesisConfig(patch_shape=(32, 32, 32)), seed=11)
+    other = Synthesizer([(labels, _sphere(shape, 8))], SynthesisConfig(patch_sizes=(32,)), seed=11)
     assert other.sample() == draws[0]  # same seed, same parameters
 
 
@@ -114,9 +114,27 @@ def test_source_contrast_draws_keep_the_fitted_class_means_in_their_share():
     means, stds = class_contrast(summary)
     assert len(means) == 5 and max(means) == pytest.approx(0.9)
     assert list(means[3:]) == sorted(means[3:]) and min(means[3:]) > max(means[:3])
-    config = SynthesisConfig(patch_shape=(32, 32, 32), source_contrast_probability=0.3)
+    config = SynthesisConfig(patch_sizes=(32,), source_contrast_probability=0.3)
     draws = [Synthesizer([(labels, mask, summary)], config, seed=s).sample() for s in range(400)]
     own = [d for d in draws if d.intensities.means == means]
     assert abs(len(own) / len(draws) - 0.3) < 0.07 and all(d.intensities.stds == stds for d in own)
     plain = Synthesizer([(labels, mask)], config, seed=0)
     assert all(plain.sample().intensities.means != means for _ in range(50))  # no summary, no own contrast
+
+
+def test_patch_sizes_draw_each_axis_from_the_set_and_replay():
+    shape = (32, 32, 32)
+    labels = ((np.indices(shape) // 4).sum(0) % 4).astype(np.uint8)
+    config = SynthesisConfig(patch_sizes=(16, 32, 48))
+    synth = Synthesizer([(labels, _sphere(shape, 8))], config, seed=2)
+    shapes = {synth.sample().patch_shape for _ in range(60)}
+    assert all(set(s) <= {16, 32, 48} for s in shapes) and len(shapes) > 10  # axes drawn independently
+    image, mask, draws = synth.batch(3)
+    assert image.shape[2:] == mask.shape[2:] == draws[0].patch_shape  # one shape per batch
+    assert all(d.patch_shape == draws[0].patch_shape for d in draws)
+    replayed = Draw.from_dict(json.loads(json.dumps(draws[1].to_dict())))
+    assert torch.equal(synth.render(replayed)[0], image[1])
+    fixed = Synthesizer([(labels, _sphere(shape, 8))], SynthesisConfig(patch_sizes=(16,)), seed=2)
+    assert {fixed.sample().patch_shape for _ in range(5)} == {(16, 16, 16)}
+    legacy = SynthesisConfig.from_dict({**SynthesisConfig().to_dict(), "patch_sizes": None, "patch_shape": [64] * 3})
+    assert legacy.patch_sizes == (64,)  # a bundle written before patch sizes were drawn

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data is
 
 TINY = TrainingConfig(steps=30, learning_rate=3e-3, voxel_size=4.0, n_brain_classes=3, n_head_classes=2,
                       checkpoint_every=10, log_every=10, unet=UNetConfig(levels=3, base_features=4, max_features=8),
-                      synthesis=SynthesisConfig(patch_shape=(32, 32, 32)))
+                      synthesis=SynthesisConfig(patch_sizes=(32,)))
 HEAD = "mrtrix_scripttest_sub01/sub-01_T1w.nii.gz"
 MASK = "mrtrix_scripttest_sub01/sub-01_brainmask.nii.gz"
 

@@ -19,25 +19,50 @@ class Predictor:
     def predict_probability(self, data: np.ndarray) -> np.ndarray:
         """P(brain) for a conformed volume (X, Y, Z) of raw intensities; float32, same shape.
 
-        Sizes that are not multiples of the network's need are padded with zeros and cropped back;
-        each is at least two multiples, so that the coarsest level keeps more than one voxel (instance
-        normalisation needs it).
+        The network sees the head framed as the bundle asks (:func:`head_frame`); sizes are padded
+        with zeros to the network's multiples and cropped back, so any volume is accepted.
         """
         import torch
 
         from singlestrip_bids.model.normalize import normalize_intensity
 
-        multiple = self.bundle.multiple
-        shape = data.shape
-        padded = [max(2, int(np.ceil(s / multiple))) * multiple for s in shape]
-        volume = np.zeros(padded, dtype=np.float32)
-        volume[: shape[0], : shape[1], : shape[2]] = data
+        source, target, shape = head_frame(data, self.bundle.head_margin_voxels, self.bundle.multiple)
+        volume = np.zeros(shape, dtype=np.float32)
+        volume[target] = data[source]
         with torch.inference_mode():
             x = normalize_intensity(torch.from_numpy(volume).to(self.device))[None, None]
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 logits = self.unet(x)
             prob = torch.sigmoid(logits.float())[0, 0].cpu().numpy()
-        return prob[: shape[0], : shape[1], : shape[2]].astype(np.float32, copy=False)
+        out = np.zeros(data.shape, dtype=np.float32)
+        out[source] = prob[target]
+        return out
+
+
+def head_frame(data: np.ndarray, margin, multiple: int):
+    """Where the network's input frame lies on ``data`` (X, Y, Z): ``(source, target, shape)``.
+
+    With ``margin`` (voxels) the frame is the head's bounding box (voxels above 5 % of the
+    min-to-p99 range, opened by a 3×3×3 cross so that isolated noise does not count) plus ``margin``
+    on each side, reaching past the volume's edge where needed; with ``None``, or no head, it is
+    the whole volume. ``shape`` is the frame's size rounded up to a multiple of ``multiple``, at
+    least two multiples so the coarsest level keeps more than one voxel (instance normalisation
+    needs it); ``data[source]`` goes to ``frame[target]``.
+    """
+    from scipy import ndimage
+
+    low, high = np.zeros(3, int), np.array(data.shape)
+    if margin is not None:
+        floor, top = float(data.min()), float(np.percentile(data, 99))
+        head = np.argwhere(ndimage.binary_opening(data - floor > 0.05 * (top - floor)))
+        if len(head):
+            low, high = head.min(axis=0) - margin, head.max(axis=0) + 1 + margin
+    shape = np.array([max(2, int(np.ceil(s / multiple))) * multiple for s in high - low])
+    low = low - (shape - (high - low)) // 2  # centre the rounding
+    start, stop = np.maximum(low, 0), np.minimum(low + shape, data.shape)
+    source = tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
+    target = tuple(slice(int(a - c), int(b - c)) for a, b, c in zip(start, stop, low))
+    return source, target, tuple(int(s) for s in shape)
 
 
 @lru_cache(maxsize=4)

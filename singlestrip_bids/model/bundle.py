@@ -40,6 +40,13 @@ class Bundle:
         return float(self.config["working_voxel_size"])
 
     @property
+    def head_margin_voxels(self) -> int | None:
+        """Margin around the head in the network's input frame (working voxels), or ``None``: the
+        whole working volume (bundles trained before framing existed)."""
+        margin_mm = self.config.get("head_margin_mm")
+        return None if margin_mm is None else int(round(margin_mm / self.voxel_size))
+
+    @property
     def multiple(self) -> int:
         return 2 ** (int(self.config["unet"]["config"]["levels"]) - 1)
 
@@ -57,9 +64,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_bundle(path, *, name: str, unet, voxel_size: float, qc_ae=None, extra: dict | None = None) -> Path:
+def save_bundle(path, *, name: str, unet, voxel_size: float, head_margin_mm: float | None = None, qc_ae=None,
+                extra: dict | None = None) -> Path:
     """Write a bundle folder atomically (built in a temporary sibling, then renamed into place).
 
+    ``head_margin_mm``: inference frames the head with this margin (``inference.predict.head_frame``);
+    ``None`` feeds the whole working volume.
     ``qc_ae`` is an autoencoder exposing ``.config`` (a JSON-able dict for
     ``qc.autoencoder.build_autoencoder``); ``extra`` holds provenance (training, GMM, synthesis).
     """
@@ -76,6 +86,7 @@ def save_bundle(path, *, name: str, unet, voxel_size: float, qc_ae=None, extra: 
             "name": name,
             "package_version": __version__,
             "working_voxel_size": float(voxel_size),
+            "head_margin_mm": None if head_margin_mm is None else float(head_margin_mm),
             "orientation": "RAS",
             "intensity_normalization": "(x - min) / (p99 - min), clipped to [0, 1]",
             **(extra or {}),

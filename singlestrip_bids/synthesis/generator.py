@@ -14,7 +14,9 @@ from singlestrip_bids.synthesis.gmm import class_contrast
 class SynthesisConfig:
     """Every range of the synthesis (METHOD.md §2); sizes in working-grid voxels."""
 
-    patch_shape: tuple = (64, 64, 64)
+    #: each axis of a draw's patch is one of these sizes, so the network sees inputs as large and
+    #: as framed as the heads it is run on (``(64,)``: always 64³)
+    patch_sizes: tuple = (64, 80, 96, 112)
     spatial: T.RandomSpatial = field(default_factory=T.RandomSpatial)
     intensity_mean: tuple = (25 / 255, 225 / 255)
     intensity_std: tuple = (5 / 255, 25 / 255)
@@ -39,6 +41,9 @@ class SynthesisConfig:
         def plain(value):
             return tuple(value) if isinstance(value, list) else value
 
+        values = dict(values)
+        if "patch_shape" in values:  # bundles written before patch sizes were drawn
+            values["patch_sizes"] = tuple(sorted(set(values.pop("patch_shape"))))
         kwargs = {k: (nested[k](**{a: plain(b) for a, b in v.items()}) if k in nested else plain(v))
                   for k, v in values.items()}
         return cls(**kwargs)
@@ -49,6 +54,7 @@ class Draw:
     """The parameters of one synthetic pair: replaying them reproduces it exactly."""
 
     source: int
+    patch_shape: tuple
     spatial: T.SpatialTransform
     intensities: T.ClassIntensities
     noise: T.GaussianNoise
@@ -69,7 +75,7 @@ class Draw:
                  "field_of_view": T.FieldOfView, "thick_slices": T.ThickSlices}
         built = {key: kinds[key](**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
                  for key, params in values.items() if key in kinds}
-        return cls(source=int(values["source"]), **built)
+        return cls(source=int(values["source"]), patch_shape=tuple(values["patch_shape"]), **built)
 
 
 class Synthesizer:
@@ -93,12 +99,20 @@ class Synthesizer:
         self.contrasts = [class_contrast(s[2]) if len(s) > 2 and s[2] else None for s in sources]
         self.n_classes = max(int(lab.max()) + 1 for lab in self.labels)
 
-    def sample(self) -> Draw:
-        """Draw the parameters of one pair from the seeded generator."""
+    def sample_patch_shape(self) -> tuple:
+        """One of ``patch_sizes`` per axis, drawn from the seeded generator (no draw for one size)."""
+        sizes = self.config.patch_sizes
+        if len(sizes) == 1:
+            return (int(sizes[0]),) * 3
+        return tuple(int(s) for s in self.rng.choice(sizes, 3))
+
+    def sample(self, patch_shape=None) -> Draw:
+        """Draw the parameters of one pair (of ``patch_shape``, else a drawn one) from the seeded generator."""
         c, rng = self.config, self.rng
         source = int(rng.integers(len(self.labels)))
         return Draw(
             source=source,
+            patch_shape=tuple(patch_shape) if patch_shape else self.sample_patch_shape(),
             spatial=c.spatial(rng),
             intensities=T.RandomClassIntensities(self.n_classes, c.intensity_mean, c.intensity_std,
                                                  c.background_zero_probability, self.contrasts[source],
@@ -114,7 +128,7 @@ class Synthesizer:
     def render(self, draw: Draw):
         """Image (1, X, Y, Z) normalised as the network sees it, and its brain mask (1, X, Y, Z)."""
         labels, mask = draw.spatial(self.labels[draw.source], self.masks[draw.source],
-                                    self.config.patch_shape, self.centres[draw.source])
+                                    draw.patch_shape, self.centres[draw.source])
         image = draw.intensities(labels[0])[None]
         image = draw.bias(draw.blur(draw.noise(image)))
         image = draw.gamma(image)
@@ -124,7 +138,8 @@ class Synthesizer:
         return normalize_intensity(image), mask
 
     def batch(self, size: int):
-        """``size`` fresh pairs: images and masks (B, 1, X, Y, Z), and their draws."""
-        draws = [self.sample() for _ in range(size)]
+        """``size`` fresh pairs of one drawn shape: images and masks (B, 1, X, Y, Z), and their draws."""
+        shape = self.sample_patch_shape()
+        draws = [self.sample(shape) for _ in range(size)]
         pairs = [self.render(d) for d in draws]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]), draws

@@ -139,8 +139,8 @@ def _save_round(path, unet, qc_ae, config, settings, round_number, selected, gmm
                      "final_loss": float(np.mean(losses[-50:])) if losses else None},
         "gmm": gmm,
     }
-    return save_bundle(path, name=f"ssl{round_number}", unet=unet, voxel_size=config.voxel_size, qc_ae=qc_ae,
-                       extra=extra)
+    return save_bundle(path, name=f"ssl{round_number}", unet=unet, voxel_size=config.voxel_size,
+                       head_margin_mm=config.head_margin_mm, qc_ae=qc_ae, extra=extra)
 
 
 def _copy_bundle(source: Path, target: Path) -> Path:

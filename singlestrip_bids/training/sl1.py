@@ -21,6 +21,8 @@ class TrainingConfig:
     batch_size: int = 1
     learning_rate: float = 1e-3
     voxel_size: float = 3.0  #: working grid, mm (CPU-sized; 64³ patches span 192 mm)
+    #: inference shows the network the head plus this margin (mm), as framed as the drawn patches
+    head_margin_mm: float | None = 36.0
     n_brain_classes: int = 10
     n_head_classes: int = 6
     seed: int = 0
@@ -114,5 +116,6 @@ def train_sl1(image_img, mask_img, bundle_path, config: TrainingConfig = Trainin
                      "final_loss": float(np.mean(losses[-50:])) if losses else None},
         "gmm": [gmm],
     }
-    save_bundle(bundle_path, name=name, unet=unet, voxel_size=config.voxel_size, qc_ae=qc_ae, extra=extra)
+    save_bundle(bundle_path, name=name, unet=unet, voxel_size=config.voxel_size,
+                head_margin_mm=config.head_margin_mm, qc_ae=qc_ae, extra=extra)
     return Path(bundle_path), losses, (labels, mask, gmm)
