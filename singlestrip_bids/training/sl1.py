@@ -20,7 +20,7 @@ class TrainingConfig:
     steps: int = 3000
     batch_size: int = 1
     learning_rate: float = 1e-3
-    voxel_size: float = 3.0  #: working grid, mm (CPU-sized; 64³ patches span 192 mm)
+    voxel_size: float = 3.0  #: working grid, mm (CPU-sized; patches of 64–112 voxels span 192–336 mm)
     #: inference shows the network the head plus this margin (mm), as framed as the drawn patches
     head_margin_mm: float | None = 36.0
     n_brain_classes: int = 10
