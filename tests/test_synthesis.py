@@ -50,7 +50,7 @@ def test_mask_stays_aligned_with_the_image_under_random_warps():
     white_sphere = T.ClassIntensities((0.0, 0.0, 1.0), (0.0, 0.0, 0.0))
     for _ in range(4):
         draw = replace(synth.sample(), intensities=white_sphere, noise=T.GaussianNoise(), blur=T.GaussianBlur(),
-                       bias=T.BiasField(), thick_slices=T.ThickSlices())
+                       bias=T.BiasField(), thick_slices=T.ThickSlices(), air_clutter=T.AirClutter())
         image, mask = synth.render(draw)
         assert draw.spatial.deformation_std > 0 or draw.spatial.rotation_deg != (0, 0, 0)
         assert mask.sum() > 1000
@@ -138,3 +138,45 @@ def test_patch_sizes_draw_each_axis_from_the_set_and_replay():
     assert {fixed.sample().patch_shape for _ in range(5)} == {(16, 16, 16)}
     legacy = SynthesisConfig.from_dict({**SynthesisConfig().to_dict(), "patch_sizes": None, "patch_shape": [64] * 3})
     assert legacy.patch_sizes == (64,)  # a bundle written before patch sizes were drawn
+
+
+def test_air_clutter_fills_only_air_outside_the_mask_and_no_classes_is_identity():
+    shape = (40, 40, 40)
+    brain = _sphere(shape, 10)
+    head = _sphere(shape, 14)
+    labels = torch.as_tensor(np.where(brain, 3, np.where(head, 1, 0)).astype(np.uint8))[None]
+    mask = torch.as_tensor(brain, dtype=torch.float32)[None]
+    assert torch.equal(T.AirClutter()(labels, mask), labels)
+    filled = T.AirClutter(classes=(0, 2, 5), seed=4)(labels, mask)
+    air = torch.as_tensor(~head)
+    assert torch.equal(filled[0][~air], labels[0][~air])  # brain and scalp keep their classes
+    assert set(filled[0][air].unique().tolist()) == {0, 2, 5}  # the air takes every drawn class
+    assert torch.equal(T.AirClutter(classes=(0, 2, 5), seed=4)(labels, mask), filled)  # the seed decides
+    assert not torch.equal(T.AirClutter(classes=(0, 2, 5), seed=5)(labels, mask), filled)
+    # a mask that reaches into the air (a defaced example) keeps its air there unpainted
+    wide = torch.as_tensor(_sphere(shape, 16), dtype=torch.float32)[None]
+    assert (T.AirClutter(classes=(2,), seed=4)(labels, wide)[0][wide[0] > 0] == 2).sum() == 0
+
+
+def test_air_clutter_draws_match_their_ranges_and_replay_through_json():
+    rng = np.random.default_rng(0)
+    draws = [T.RandomAirClutter(probability=0.5, count=(1, 6))(rng, 16) for _ in range(2000)]
+    cluttered = [d for d in draws if d.classes]
+    assert abs(len(cluttered) / len(draws) - 0.5) < 0.03
+    assert all(d.classes[0] == 0 and len(set(d.classes)) == len(d.classes) for d in cluttered)
+    counts = np.array([len(d.classes) - 1 for d in cluttered])
+    assert counts.min() == 1 and counts.max() == 6
+    assert {c for d in cluttered for c in d.classes} == set(range(16))
+    shape = (32, 32, 32)
+    labels = np.where(_sphere(shape, 12), (np.indices(shape) // 4).sum(0) % 3 + 1, 0).astype(np.uint8)
+    config = SynthesisConfig(patch_sizes=(32,), air_clutter=T.RandomAirClutter(probability=1.0))
+    synth = Synthesizer([(labels, _sphere(shape, 8))], config, seed=5)
+    image, mask, draws = synth.batch(1)
+    assert draws[0].air_clutter.classes
+    replayed = Draw.from_dict(json.loads(json.dumps(draws[0].to_dict())))
+    assert replayed == draws[0]
+    assert torch.equal(synth.render(replayed)[0], image[0])
+    without = draws[0].to_dict()
+    del without["air_clutter"]  # a draw logged before air clutter existed replays without it
+    assert Draw.from_dict(json.loads(json.dumps(without))).air_clutter == T.AirClutter()
+    assert not torch.equal(synth.render(Draw.from_dict(without))[0], image[0])

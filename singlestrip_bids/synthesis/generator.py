@@ -18,6 +18,7 @@ class SynthesisConfig:
     #: as framed as the heads it is run on (``(64,)``: always 64³)
     patch_sizes: tuple = (64, 80, 96, 112)
     spatial: T.RandomSpatial = field(default_factory=T.RandomSpatial)
+    air_clutter: T.RandomAirClutter = field(default_factory=T.RandomAirClutter)
     intensity_mean: tuple = (25 / 255, 225 / 255)
     intensity_std: tuple = (5 / 255, 25 / 255)
     background_zero_probability: float = 0.2
@@ -35,7 +36,7 @@ class SynthesisConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SynthesisConfig":
-        nested = {"spatial": T.RandomSpatial, "noise": T.RandomGaussianNoise, "blur": T.RandomGaussianBlur,
+        nested = {"spatial": T.RandomSpatial, "air_clutter": T.RandomAirClutter, "noise": T.RandomGaussianNoise, "blur": T.RandomGaussianBlur,
                   "bias": T.RandomBiasField, "gamma": T.RandomGamma, "field_of_view": T.RandomFieldOfView,
                   "thick_slices": T.RandomThickSlices}
         def plain(value):
@@ -63,6 +64,7 @@ class Draw:
     gamma: T.Gamma
     field_of_view: T.FieldOfView
     thick_slices: T.ThickSlices
+    air_clutter: T.AirClutter = T.AirClutter()  # last, so that draws logged before it existed replay
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,7 +74,7 @@ class Draw:
         """Rebuild a draw from :meth:`to_dict` output (e.g. read back from a JSON log)."""
         kinds = {"spatial": T.SpatialTransform, "intensities": T.ClassIntensities, "noise": T.GaussianNoise,
                  "blur": T.GaussianBlur, "bias": T.BiasField, "gamma": T.Gamma,
-                 "field_of_view": T.FieldOfView, "thick_slices": T.ThickSlices}
+                 "field_of_view": T.FieldOfView, "thick_slices": T.ThickSlices, "air_clutter": T.AirClutter}
         built = {key: kinds[key](**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
                  for key, params in values.items() if key in kinds}
         return cls(source=int(values["source"]), patch_shape=tuple(values["patch_shape"]), **built)
@@ -123,12 +125,14 @@ class Synthesizer:
             gamma=c.gamma(rng),
             field_of_view=c.field_of_view(rng),
             thick_slices=c.thick_slices(rng),
+            air_clutter=c.air_clutter(rng, self.n_classes),
         )
 
     def render(self, draw: Draw):
         """Image (1, X, Y, Z) normalised as the network sees it, and its brain mask (1, X, Y, Z)."""
         labels, mask = draw.spatial(self.labels[draw.source], self.masks[draw.source],
                                     draw.patch_shape, self.centres[draw.source])
+        labels = draw.air_clutter(labels, mask)
         image = draw.intensities(labels[0])[None]
         image = draw.bias(draw.blur(draw.noise(image)))
         image = draw.gamma(image)

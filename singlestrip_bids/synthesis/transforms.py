@@ -148,6 +148,50 @@ class RandomSpatial:
         )
 
 
+@dataclass(frozen=True)
+class AirClutter:
+    """Air (class 0) outside the brain mask filled with smooth random shapes of ``classes``.
+
+    A defaced labeled example shows air where real heads have orbits and sinuses, right under the
+    frontal lobes. The shapes are the argmax of ``len(classes)`` smooth random fields (control
+    points every ``spacing`` voxels, regenerated from ``seed``); no classes: identity. The mask is
+    never changed.
+    """
+
+    classes: tuple = ()
+    seed: int = 0
+    spacing: float = 4.0
+
+    def __call__(self, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``labels`` (1, X, Y, Z) with its air outside ``mask`` (1, X, Y, Z) replaced."""
+        if not self.classes:
+            return labels
+        shape = labels.shape[-3:]
+        fields = _smooth_field(self.seed, 1.0, len(self.classes), _coarse_shape(shape, self.spacing), shape,
+                               labels.device)[0]
+        shapes = torch.tensor(self.classes, dtype=labels.dtype, device=labels.device)[fields.argmax(0)]
+        air = (labels[0] == 0) & (mask[0] == 0)
+        return torch.where(air, shapes, labels[0])[None]
+
+
+@dataclass(frozen=True)
+class RandomAirClutter:
+    """With ``probability``, air clutter of class 0 plus ``count`` other classes drawn at random
+    (at most every other class)."""
+
+    probability: float = 0.5
+    count: tuple = (1, 6)
+    spacing: float = 4.0
+
+    def __call__(self, rng: np.random.Generator, n_classes: int) -> AirClutter:
+        if rng.uniform() >= self.probability:
+            return AirClutter()
+        low, high = as_range(self.count)
+        count = min(int(rng.integers(int(low), int(high) + 1)), n_classes - 1)
+        others = rng.choice(np.arange(1, n_classes), count, replace=False)
+        return AirClutter((0, *(int(c) for c in others)), _seed(rng), self.spacing)
+
+
 # ------------------------------------------------------------------------------------ intensity
 @dataclass(frozen=True)
 class ClassIntensities:
