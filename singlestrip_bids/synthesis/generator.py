@@ -36,9 +36,9 @@ class SynthesisConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SynthesisConfig":
-        nested = {"spatial": T.RandomSpatial, "air_clutter": T.RandomAirClutter, "noise": T.RandomGaussianNoise, "blur": T.RandomGaussianBlur,
-                  "bias": T.RandomBiasField, "gamma": T.RandomGamma, "field_of_view": T.RandomFieldOfView,
-                  "thick_slices": T.RandomThickSlices}
+        nested = {"spatial": T.RandomSpatial, "air_clutter": T.RandomAirClutter, "noise": T.RandomGaussianNoise,
+                  "blur": T.RandomGaussianBlur, "bias": T.RandomBiasField, "gamma": T.RandomGamma,
+                  "field_of_view": T.RandomFieldOfView, "thick_slices": T.RandomThickSlices}
         def plain(value):
             return tuple(value) if isinstance(value, list) else value
 

@@ -177,7 +177,7 @@ class AirClutter:
 @dataclass(frozen=True)
 class RandomAirClutter:
     """With ``probability``, air clutter of class 0 plus ``count`` other classes drawn at random
-    (at most every other class)."""
+    (fewer where the class map has fewer)."""
 
     probability: float = 0.5
     count: tuple = (1, 6)
