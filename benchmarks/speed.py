@@ -1,7 +1,7 @@
 """Participant speed on CPU: pure inference vs the CLI (Nipype), 1 and 2 processes, and vs the peers.
 
     python benchmarks/speed.py [--subjects 10] [--data DIR] [--out DIR] [--threads N]
-                               [--peers deepbet ...] [--model BUNDLE] [--timeout S]
+                               [--peers deepbet ...] [--model BUNDLE] [--repeats N] [--timeout S]
 
 Builds a BIDS dataset of ``--subjects`` 1 mm T1w heads (the fs_training_t1 heads, cycled) under
 ``--out``, then measures, each in its own process(es):
@@ -10,7 +10,8 @@ Builds a BIDS dataset of ``--subjects`` 1 mm T1w heads (the fs_training_t1 heads
   two processes of one thread each, half the heads each;
 - CLI: ``singlestrip_bids bids out participant --nprocs 1`` and ``--nprocs 2 --omp-nthreads 1``
   (validation skipped; QC, figures and reports included, as users run it);
-- one head through ``benchmarks/worker.py`` for this app and each peer: the per-volume ratio.
+- one head through ``benchmarks/worker.py`` for this app and each peer, ``--repeats`` times in turns:
+  the per-volume ratio of the medians.
 
 Prints the tables and the targets (inference no slower than deepbet, peak RSS ≤ 2 GB for a 1 mm
 head, CLI overhead ≤ 20 % with --nprocs 2); writes ``speed.json``.
@@ -126,26 +127,53 @@ def cli_runs(root: Path, images, args) -> dict:
     return runs
 
 
+def _time_one_head(method, image: Path, args) -> dict:
+    """One run of ``method`` on ``image`` in its own process: inference and process seconds, peak RSS."""
+    python = Path(sys.executable) if method == "singlestrip" else args.peers_python
+    if not python.is_file():
+        return {"status": f"unavailable: no {python}"}
+    mask = args.out / "methods" / f"{method}_mask.nii.gz"
+    mask.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(python), str(WORKER), method, str(image), str(mask), "--device", "cpu",
+               *(["--bundle", str(args.model)] if method == "singlestrip" else [])]
+    measured = run_measured(command, env=thread_env(args.threads), timeout_s=args.timeout)
+    if measured.timed_out or measured.returncode != 0:
+        reason = f"timeout after {args.timeout:g} s" if measured.timed_out else measured.stderr.strip()[-300:]
+        return {"status": f"failed: {reason}"}
+    timing = json.loads(measured.stdout.strip().splitlines()[-1])
+    return {"status": "ok", "inference_s": timing["inference_s"], "process_s": measured.wall_s,
+            "peak_rss_mb": measured.peak_tree_rss_mb}
+
+
 def per_volume_methods(image: Path, args) -> dict:
-    """One head through the worker for this app and each peer: inference and process seconds, peak RSS."""
+    """One head through the worker for this app and each peer, ``args.repeats`` times.
+
+    The methods take turns (round-robin) so that a machine that speeds up or slows down during the
+    benchmark weighs on all of them alike. Per method: median inference and process seconds, the
+    inference range, the largest peak RSS, or the first failure's reason.
+    """
+    samples = {method: [] for method in ["singlestrip", *args.peers]}
+    failures = {}
+    for repeat in range(args.repeats):
+        for method in samples:
+            if method in failures:
+                continue
+            timing = _time_one_head(method, image, args)
+            if timing["status"] != "ok":
+                failures[method] = timing
+            else:
+                samples[method].append(timing)
+        print(f"  round {repeat + 1}/{args.repeats} done", flush=True)
     results = {}
-    for method in ["singlestrip", *args.peers]:
-        python = Path(sys.executable) if method == "singlestrip" else args.peers_python
-        if not python.is_file():
-            results[method] = {"status": f"unavailable: no {python}"}
+    for method, runs in samples.items():
+        if method in failures:
+            results[method] = failures[method]
             continue
-        mask = args.out / "methods" / f"{method}_mask.nii.gz"
-        mask.parent.mkdir(parents=True, exist_ok=True)
-        command = [str(python), str(WORKER), method, str(image), str(mask), "--device", "cpu",
-                   *(["--bundle", str(args.model)] if method == "singlestrip" else [])]
-        measured = run_measured(command, env=thread_env(args.threads), timeout_s=args.timeout)
-        if measured.timed_out or measured.returncode != 0:
-            reason = f"timeout after {args.timeout:g} s" if measured.timed_out else measured.stderr.strip()[-300:]
-            results[method] = {"status": f"failed: {reason}"}
-            continue
-        timing = json.loads(measured.stdout.strip().splitlines()[-1])
-        results[method] = {"status": "ok", "inference_s": timing["inference_s"], "process_s": round(measured.wall_s, 2),
-                           "peak_rss_mb": round(measured.peak_tree_rss_mb, 1)}
+        inference = [run["inference_s"] for run in runs]
+        results[method] = {"status": "ok", "runs": len(runs), "inference_s": round(float(np.median(inference)), 3),
+                           "inference_range_s": f"{min(inference):.2f}-{max(inference):.2f}",
+                           "process_s": round(float(np.median([run["process_s"] for run in runs])), 2),
+                           "peak_rss_mb": round(max(run["peak_rss_mb"] for run in runs), 1)}
     return results
 
 
@@ -186,8 +214,10 @@ def report(result) -> str:
             else None
         rows.append({"method": method, **values, "ours_over_peer": ratio})
     parts += ["One head per method (own process)", format_table(
-        rows, ["method", "inference_s", "process_s", "peak_rss_mb", "ours_over_peer", "status"],
-        {"inference_s": "infer s", "process_s": "process s", "peak_rss_mb": "peak MB",
+        rows, ["method", "runs", "inference_s", "inference_range_s", "process_s", "peak_rss_mb", "ours_over_peer",
+               "status"],
+        {"inference_s": "infer s (median)", "inference_range_s": "infer s (range)", "process_s": "process s (median)",
+         "peak_rss_mb": "peak MB (max)",
          "ours_over_peer": "ours/peer (infer)"})]
     parts += ["Targets", format_table(result["targets"], ["target", "measured", "pass"])]
     return "\n\n".join(parts)
@@ -202,6 +232,7 @@ def parse_args(argv=None):
     parser.add_argument("--peers", nargs="*", default=list(PEERS), help="peers to time on one head")
     parser.add_argument("--peers-python", type=Path, default=PEERS_PYTHON)
     parser.add_argument("--model", type=Path, default=None, help="model bundle (default: the shipped one)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each method on the one head (median)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per peer run")
     parser.add_argument("--skip-participant", action="store_true", help="only time one head per method")
     parser.add_argument("--pure", nargs="+", type=Path, help=argparse.SUPPRESS)  # internal: a measured child
@@ -232,7 +263,8 @@ def main(argv=None) -> int:
               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "machine": machine_description(), "threads": args.threads, "subjects": len(images),
               "model": str(args.model), "pure": {}, "cli": {}}
-    print(f"timing one head per method ({', '.join(['singlestrip', *args.peers])})", flush=True)
+    print(f"timing one head per method, {args.repeats} rounds ({', '.join(['singlestrip', *args.peers])})",
+          flush=True)
     result["methods"] = per_volume_methods(images[0], args)
     if not args.skip_participant:
         print(f"pure inference over {len(images)} heads, 1 and 2 processes", flush=True)

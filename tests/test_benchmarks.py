@@ -17,6 +17,7 @@ from helpers_bids import DATA_DIR, data_available, make_bids_dataset
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
+import border  # noqa: E402
 import cases  # noqa: E402
 import measure  # noqa: E402
 import paper  # noqa: E402
@@ -165,6 +166,30 @@ def test_paper_quick_is_one_fold_on_the_shipped_model():
     assert paper.parse_args(["--quick", "--ssl-steps", "20", "--out", "x"]).ssl_steps == 20
 
 
+def test_border_dice_moves_the_surface_by_whole_voxels_of_each_axis():
+    box = np.zeros((40, 40, 40), bool)
+    box[5:35, 5:35, 5:35] = True
+    inner = np.zeros_like(box)
+    inner[8:32, 8:32, 8:32] = True  # the box shrunk by 3 voxels
+    assert border.border_dice(box, inner, (1.0, 1.0, 1.0), [-3.0, 0.0]) == pytest.approx(
+        [1.0, 2 * 24**3 / (30**3 + 24**3)])
+    unmoved, grown = border.border_dice(inner, box, (1.0, 1.0, 1.0), [0.0, 3.0])
+    assert unmoved < grown < 1.0  # growing by a distance rounds the box's edges and corners
+    flat = np.zeros_like(box)
+    flat[8:32, 8:32, 6:34] = True  # with 3 mm slices, -3 mm takes one slice off each end
+    assert border.border_dice(box, flat, (1.0, 1.0, 3.0), [-3.0]) == [1.0]
+    assert border.border_dice(box, box, (3.0, 3.0, 3.0), [-2.0, 2.0]) == [1.0, 1.0]  # under a voxel: no change
+
+
+def test_border_summary_leaves_out_the_excluded_images():
+    records = [{"image": image, "contrast": "T1w", "method": "ours", "dice": {"-1.0": low, "0.0": high}}
+               for image, low, high in (("a", 0.9, 0.8), ("b", 0.7, 0.9), ("ds/sub-labeled", 0.1, 0.1))]
+    summary = border.summarize_borders(records, [-1.0, 0.0], ["labeled"])
+    assert [(s["statistic"], s["n"]) for s in summary] == [("mean", 2), ("min", 2)]
+    assert summary[0]["dice"] == pytest.approx({"-1.0": 0.8, "0.0": 0.85})
+    assert summary[1]["dice"] == pytest.approx({"-1.0": 0.7, "0.0": 0.8})
+
+
 @needs_data
 def test_run_py_scores_a_bids_dataset_and_reports_a_missing_peer(tmp_path, tiny_bundle):
     root = make_bids_dataset(tmp_path / "ds", ("mrtrix",), with_masks=True)
@@ -185,6 +210,31 @@ def test_run_py_scores_a_bids_dataset_and_reports_a_missing_peer(tmp_path, tiny_
     assert (out / "results.csv").read_text().count("\n") == 3
     assert result.stdout.rstrip().splitlines()[-1].startswith("deepbet")  # the tables come last
     assert "figure skipped" in result.stdout
+
+    swept = subprocess.run([sys.executable, str(BENCHMARKS / "border.py"), str(out), "--borders", "2", "0", "-2"],
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert swept.returncode == 0, swept.stderr
+    (record,) = json.loads((out / "border.json").read_text())["images"]
+    assert record["method"] == "singlestrip:tiny" and list(record["dice"]) == ["-2.0", "0.0", "2.0"]
+    assert record["dice"]["0.0"] == pytest.approx(ours["dice"], abs=1e-4)  # border 0 is run.py's own score
+
+
+@needs_data
+def test_speed_py_takes_the_median_of_rounds_and_reports_a_missing_peer(tmp_path, tiny_bundle):
+    out = tmp_path / "speed"
+    command = [sys.executable, str(BENCHMARKS / "speed.py"), "--subjects", "1", "--skip-participant",
+               "--repeats", "2", "--peers", "deepbet", "--peers-python", str(tmp_path / "no-venv" / "python"),
+               "--model", str(tiny_bundle), "--threads", "1", "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((out / "speed.json").read_text())
+    ours, peer = result["methods"]["singlestrip"], result["methods"]["deepbet"]
+    assert ours["status"] == "ok" and ours["runs"] == 2
+    low, high = map(float, ours["inference_range_s"].split("-"))
+    assert low <= ours["inference_s"] <= high and ours["process_s"] > ours["inference_s"] > 0
+    assert peer["status"].startswith("unavailable") and "no-venv" in peer["status"]
+    assert [target["target"] for target in result["targets"]] == ["peak RSS <= 2048 MB (1 mm head, one process)"]
+    assert "round 2/2 done" in done.stdout
 
 
 @needs_data

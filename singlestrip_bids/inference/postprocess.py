@@ -47,7 +47,7 @@ def apply_border(mask: np.ndarray, voxel_sizes, border_mm: float) -> np.ndarray:
     return inside > -border_mm
 
 
-def _box_around(mask: np.ndarray, margins) -> tuple[slice, ...]:
+def box_around(mask: np.ndarray, margins) -> tuple[slice, ...]:
     """Bounding box of a non-empty mask grown by ``margins`` voxels per axis, within the array."""
     box = []
     for axis, margin in enumerate(margins):
@@ -70,6 +70,6 @@ def postprocess_probability(prob, voxel_sizes, *, threshold=BRAIN_THRESHOLD, bor
     # Work in the mask's bounding box with a background margin wide enough for the border:
     # hole filling and distance transforms then give the same result as on the whole array.
     margins = [int(np.ceil(max(border_mm, 0.0) / size)) + 1 for size in voxel_sizes]
-    box = _box_around(mask, margins)
+    box = box_around(mask, margins)
     result[box] = apply_border(fill_holes(mask[box]), voxel_sizes, border_mm)
     return result, removed
