@@ -171,7 +171,7 @@ def per_volume_methods(image: Path, args) -> dict:
             continue
         inference = [run["inference_s"] for run in runs]
         results[method] = {"status": "ok", "runs": len(runs), "inference_s": round(float(np.median(inference)), 3),
-                           "inference_range_s": f"{min(inference):.2f}-{max(inference):.2f}",
+                           "inference_min_s": round(min(inference), 3), "inference_max_s": round(max(inference), 3),
                            "process_s": round(float(np.median([run["process_s"] for run in runs])), 2),
                            "peak_rss_mb": round(max(run["peak_rss_mb"] for run in runs), 1)}
     return results
@@ -212,7 +212,9 @@ def report(result) -> str:
     for method, values in methods.items():
         ratio = (ours["inference_s"] / values["inference_s"]) if "inference_s" in ours and "inference_s" in values \
             else None
-        rows.append({"method": method, **values, "ours_over_peer": ratio})
+        spread = f"{values['inference_min_s']:.2f}-{values['inference_max_s']:.2f}" if "inference_min_s" in values \
+            else None
+        rows.append({"method": method, **values, "inference_range_s": spread, "ours_over_peer": ratio})
     parts += ["One head per method (own process)", format_table(
         rows, ["method", "runs", "inference_s", "inference_range_s", "process_s", "peak_rss_mb", "ours_over_peer",
                "status"],

@@ -230,8 +230,8 @@ def test_speed_py_takes_the_median_of_rounds_and_reports_a_missing_peer(tmp_path
     result = json.loads((out / "speed.json").read_text())
     ours, peer = result["methods"]["singlestrip"], result["methods"]["deepbet"]
     assert ours["status"] == "ok" and ours["runs"] == 2
-    low, high = map(float, ours["inference_range_s"].split("-"))
-    assert low <= ours["inference_s"] <= high and ours["process_s"] > ours["inference_s"] > 0
+    assert ours["inference_min_s"] <= ours["inference_s"] <= ours["inference_max_s"]
+    assert ours["process_s"] > ours["inference_s"] > 0
     assert peer["status"].startswith("unavailable") and "no-venv" in peer["status"]
     assert [target["target"] for target in result["targets"]] == ["peak RSS <= 2048 MB (1 mm head, one process)"]
     assert "round 2/2 done" in done.stdout
