@@ -118,3 +118,36 @@ def load_reference(case):
     if case.clean_reference:
         mask = postprocess_probability(mask.astype(np.float32), sizes)[0].astype(bool)
     return mask, img, sizes
+
+
+def mouse_cases(data_dir: Path) -> list:
+    """The mouse EPI images of ``mouse_epi_sidneyp`` (BIDS) that have the paper's manual mask.
+
+    Named ``mouse_epi_sidneyp/sub-AA/ses-S``; the animal is the name's second part (folds split by it).
+    """
+    root = Path(data_dir) / "mouse_epi_sidneyp"
+    cases = []
+    for image in sorted(root.glob("sub-*/ses-*/anat/*_T2starw.nii.gz")):
+        subject, session = image.parts[-4], image.parts[-3]
+        mask = root / "derivatives" / "manual" / subject / session / "anat" / f"{subject}_{session}_desc-brain_mask.nii.gz"
+        if mask.is_file():
+            cases.append(Case(f"{root.name}/{subject}/{session}", root.name, "T2starw", image, mask))
+    return cases
+
+
+def mouse_unlabeled(data_dir: Path) -> list:
+    """The mouse images without a manual mask (self-training may use them; they score nothing)."""
+    root = Path(data_dir) / "mouse_epi_sidneyp"
+    masked = {case.image for case in mouse_cases(data_dir)}
+    return [image for image in sorted(root.glob("sub-*/ses-*/anat/*_T2starw.nii.gz")) if image not in masked]
+
+
+def fetal_cases(data_dir: Path) -> list:
+    """The six fetal T2w stacks of ``fetal_t2w_mialsrtk`` with their manual masks (BIDS 1.2 naming)."""
+    root = Path(data_dir) / "fetal_t2w_mialsrtk"
+    cases = []
+    for image in sorted(root.glob("sub-*/anat/*_T2w.nii.gz")):
+        mask = root / "derivatives" / "manual_masks" / image.parts[-3] / "anat" / f"{image_stem(image)}_desc-brain_mask.nii.gz"
+        if mask.is_file():
+            cases.append(Case(f"{root.name}/{image_stem(image)}", root.name, "T2w fetal", image, mask))
+    return cases

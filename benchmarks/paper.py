@@ -1,21 +1,23 @@
-"""The paper's experiment (METHOD.md §6–7) on the shared data, one labeled T1w image per fold.
+"""The paper's experiment (the method's steps 2-4 and its results table) on the shared data.
 
-    python benchmarks/paper.py [--quick] [--folds N] [--top-k K] [--steps N] [--ssl-steps N]
-                               [--ssl-lr LR] [--sl1-model BUNDLE|default] [--models M ...]
-                               [--data DIR] [--out DIR] [--device auto|cpu|cuda] [--seed S]
+    python benchmarks/paper.py [--dataset human|mouse] [--quick] [--folds N] [--top-k K] [--steps N]
+                               [--ssl-steps N] [--ssl-lr LR] [--init scratch|default|BUNDLE]
+                               [--sl1-model BUNDLE|default] [--models M ...] [--data DIR] [--out DIR]
+                               [--device auto|cpu|cuda] [--seed S]
 
-Each fold takes one FreeSurfer T1w head (fs_training_t1) with its mask as the labeled example. The
-other T1w images are the unlabeled set and, the data being few, also the in-distribution test set
-(transductive, unlike the paper's separate test set); the T2w, FLAIR and PD images are the
-out-of-distribution test set (the paper used ASL). Models per fold: SL-1; SSL-AE (the k best
-pseudo-labels by AE-QC); SSL-TTA (by TTA agreement); SSL-T (by true Dice: the upper bound); SSL-T
-retrained from scratch. Prints mean Dice / HD95 per model and test set beside the paper's numbers,
-and Pearson r / MAE of the AE-QC and TTA scores against the true Dice of SL-1's masks. ``--quick``
-is sized for a 2-core CPU: one fold whose SL-1 model is the shipped one (trained by ``train_sl1`` on
-fs_training_t1/sub-01, the first fold's labeled image, with its QC autoencoder), and 150
-self-training steps for SSL-AE, SSL-TTA and SSL-T (SSL-T from scratch needs SL-1's whole budget:
-full runs only). ``--sl1-model BUNDLE|default`` does the same with any SL-1 bundle trained on
-that image. Writes ``paper.json`` and the fold models under ``--out``.
+Each fold (``folds.py``) has one labeled image, an unlabeled set and a test set. A fold runs the
+group level's own stages (``training.group``): QC autoencoder, SL-1, pseudo-labels scored by AE-QC
+and TTA, then one self-training round per model: SSL-AE (the k best pseudo-labels by AE-QC), SSL-TTA
+(by TTA agreement), SSL-T (by true Dice: the upper bound) and SSL-T retrained from scratch with
+SL-1's budget. Prints mean ± SD Dice and HD95 per model and test set beside the paper's numbers, and
+Pearson r / MAE of the AE-QC and TTA scores against the true Dice of SL-1's masks.
+
+``--dataset human``: one FreeSurfer T1w head labeled per fold (``--init scratch``, as the paper).
+``--dataset mouse``: ``mouse_epi_sidneyp`` in five folds split by animal, tested on held-out mice.
+``--quick`` (human) is sized for a 2-core CPU: one fold whose SL-1 model is the shipped one (trained
+on fs_training_t1/sub-01, the first fold's labeled image, with its QC autoencoder), and 150
+self-training steps for SSL-AE, SSL-TTA and SSL-T; ``--sl1-model BUNDLE|default`` does the same with
+any SL-1 bundle trained on that image. Writes ``paper.json`` and the fold models under ``--out``.
 """
 
 import argparse
@@ -28,13 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cases import DEFAULT_DATA, load_reference, shared_cases
+from cases import DEFAULT_DATA, load_reference
+from folds import DATASETS, make_folds, test_set
 from measure import machine_description, stop_on_sigterm
 from table import format_table
 
 HERE = Path(__file__).resolve().parent
 
-# METHOD.md §7, as "Dice / HD95 mm" on the paper's in-distribution (FSM T1w) and OOD (ASL) test sets.
+# The paper's results, as "Dice / HD95 mm" on its in-distribution (FSM T1w) and OOD (ASL) test sets.
 PAPER = {
     "SL-1": ("0.949-0.950 / 5.0-5.5", "0.897 / 12.8"),
     "SSL-AE": ("0.950 / 5.5", "0.924 / 7.0"),
@@ -46,12 +49,15 @@ PAPER_QC = {"AE": (0.708, 0.067), "TTA": (-0.100, 0.107)}
 MODELS = list(PAPER)
 
 
-def training_config(args):
-    """SL-1 and SSL training settings: the package defaults, ``--steps`` and ``--ssl-steps`` aside."""
+def group_settings(args):
+    """The group level's settings for a fold: the package defaults, the benchmark's options aside."""
+    from singlestrip_bids.training.group import GroupSettings
     from singlestrip_bids.training.sl1 import TrainingConfig
 
-    config = TrainingConfig(steps=args.steps or TrainingConfig().steps, seed=args.seed)
-    return config, replace(config, steps=args.ssl_steps or config.steps)
+    training = TrainingConfig(seed=args.seed)
+    training = replace(training, steps=args.steps or training.steps)
+    return GroupSettings(training=training, ae_steps=args.ae_steps, top_k=args.top_k, device=args.device,
+                         init=str(args.init), ssl_steps=args.ssl_steps, ssl_learning_rate=args.ssl_lr)
 
 
 def linked_inputs(cases, folder: Path) -> dict:
@@ -97,9 +103,7 @@ def evaluate(bundle_path, cases, links, folder: Path, scorer, device) -> list:
         mask_file = folder / f"{links[case.name].name.split('.')[0]}_mask.nii.gz"
         strip_file(links[case.name], mask_file, folder / "brain.nii.gz", bundle_path=bundle_path, device=device)
         dice_value, hd95_value = scorer(case, mask_file)
-        rows.append({"image": case.name, "contrast": case.contrast,
-                     "test_set": "T1w" if case.contrast == "T1w" else "other contrasts",
-                     "dice": round(dice_value, 4), "hd95_mm": None if hd95_value is None else round(hd95_value, 3)})
+        rows.append({"image": case.name, "contrast": case.contrast, "dice": round(dice_value, 4), "hd95_mm": None if hd95_value is None else round(hd95_value, 3)})
     return rows
 
 
@@ -116,146 +120,148 @@ def progress(text: str) -> None:
     print(time.strftime("%H:%M:%S"), text, flush=True)
 
 
-def select_top(labels, key, k: int) -> list:
-    """The ``k`` pseudo-labels best by ``key`` (ties by name), non-empty masks only."""
-    usable = sorted((label for label in labels if label.brain_volume_ml > 0), key=lambda label: label.bids_name)
-    return sorted(usable, key=lambda label: -key(label))[:k]
-
-
-def given_sl1(bundle_path: Path, image_img, mask_img, labeled) -> tuple:
-    """An SL-1 bundle trained elsewhere on ``labeled``: (path, QC autoencoder, config, labeled source).
-
-    The training config and class map come from the bundle's own settings, so self-training
-    continues exactly the synthesis it was trained with.
-    """
+def given_sl1(run, bundle_path: Path, labeled):
+    """An SL-1 bundle trained elsewhere on ``labeled``: the run takes its training config; returns
+    ``(OneShot, QC autoencoder)``, the labeled source refitted with the bundle's own settings."""
+    from singlestrip_bids.io.nifti import load_image
     from singlestrip_bids.model.bundle import load_bundle
+    from singlestrip_bids.training.group import OneShot
     from singlestrip_bids.training.sl1 import TrainingConfig, prepare_source
 
     bundle = load_bundle(bundle_path)
     training = bundle.config.get("training", {})
     if training.get("labeled") != labeled.name or bundle.qc_ae is None:
         raise SystemExit(f"error: {bundle_path} was not trained on {labeled.name} or has no QC autoencoder")
-    config = TrainingConfig.from_dict(training)
-    return bundle.path, bundle.qc_ae, config, prepare_source(image_img, mask_img, config, config.seed)
+    run.config = replace(TrainingConfig.from_dict(training), seed=run.seed)
+    source = prepare_source(load_image(labeled.image), load_image(labeled.reference), run.config, run.config.seed)
+    return OneShot(bundle.path, source), bundle.qc_ae
 
 
-def run_fold(labeled, unlabeled, test, args, out: Path, scorer) -> tuple:
-    """One fold: SL-1, scored pseudo-labels, four self-trained models, all evaluated on ``test``.
+def run_fold(fold, dataset: str, args, out: Path, scorer) -> tuple:
+    """One fold: SL-1, scored pseudo-labels, the self-trained models, all evaluated on the test set.
 
     Returns ``(rows, qc_rows)``: one row per model and test image; one QC row per unlabeled image
-    (true Dice of SL-1's mask, its AE-QC score and TTA agreement).
+    with a reference (true Dice of SL-1's mask, its AE-QC score and TTA agreement).
     """
-    from singlestrip_bids.io.conform import conform
-    from singlestrip_bids.io.nifti import load_image
-    from singlestrip_bids.model.bundle import save_bundle
-    from singlestrip_bids.model.device import resolve_device
-    from singlestrip_bids.qc.autoencoder import train_autoencoder
-    from singlestrip_bids.training.sl1 import train_sl1
-    from singlestrip_bids.training.ssl import fine_tune, predict_pseudo_labels
+    from singlestrip_bids.training.group import (score_and_rank, self_training_round, start_group_run,
+                                                 train_one_shot, train_qc_network)
+    from singlestrip_bids.training.self_training import rank_pseudo_labels
 
-    device = resolve_device(args.device)
-    image_img, mask_img = load_image(labeled.image), load_image(labeled.reference)
-    links = linked_inputs([*unlabeled, *test], out / "inputs")
-
+    links = linked_inputs([*fold.unlabeled, *fold.test], out / "inputs")
+    run = start_group_run(fold.labeled.image, fold.labeled.reference, [links[case.name] for case in fold.unlabeled],
+                          out, out / "work", group_settings(args))
     if args.sl1_model is not None:
-        progress(f"  SL-1: the given model {args.sl1_model}, trained on {labeled.name}")
-        sl1_bundle, qc_ae, config, labeled_source = given_sl1(args.sl1_model, image_img, mask_img, labeled)
-        ssl_config = replace(config, steps=args.ssl_steps or config.steps)
+        progress(f"  SL-1: the given model {args.sl1_model}, trained on {fold.labeled.name}")
+        one_shot, qc_ae = given_sl1(run, args.sl1_model, fold.labeled)
     else:
-        config, ssl_config = training_config(args)
-        progress(f"  QC autoencoder and SL-1 from {labeled.name}")
-        mask_working = conform(mask_img, config.voxel_size, config.unet.multiple).data >= 0.5
-        qc_ae, _ = train_autoencoder(mask_working, kind="2d", steps=args.ae_steps, seed=args.seed, device=device,
-                                     voxel_size=config.voxel_size)
-        sl1_bundle, _, labeled_source = train_sl1(image_img, mask_img, out / "SL-1", config, device=device,
-                                                  name="sl1", labeled=labeled.name, qc_ae=qc_ae)
-    if args.ssl_lr:
-        ssl_config = replace(ssl_config, learning_rate=args.ssl_lr)
+        progress(f"  QC autoencoder and SL-1 ({run.config.steps} steps from {args.init}) on {fold.labeled.name}, "
+                 f"{run.config.voxel_size} mm grid")
+        qc_ae = train_qc_network(run)
+        one_shot = train_one_shot(run, qc_ae, folder=out / "SL-1")
 
-    progress(f"  pseudo-labels of {len(unlabeled)} unlabeled images, with AE-QC and TTA scores")
-    labels = predict_pseudo_labels([links[case.name] for case in unlabeled], sl1_bundle, out / "pseudo",
-                                   device=device, tta=True, seed=args.seed)
-    truth = {label.bids_name: scorer(case, label.mask)[0] for case, label in zip(unlabeled, labels)}
-    qc_rows = [{"image": case.name, "true_dice": round(truth[label.bids_name], 4), "ae_dice": label.ae_dice,
-                "tta_dice": label.tta_dice} for case, label in zip(unlabeled, labels)]
+    tta = "SSL-TTA" in args.models
+    progress(f"  pseudo-labels of {len(fold.unlabeled)} unlabeled images, with AE-QC{' and TTA' if tta else ''} scores")
+    labels = score_and_rank(run, one_shot.bundle, 1, 0, tta=tta)
+    cases = {links[case.name].name.split(".")[0]: case for case in fold.unlabeled}
+    truth = {label.bids_name: scorer(cases[label.bids_name], label.mask)[0] for label in labels
+             if cases[label.bids_name].reference is not None}
+    qc_rows = [{"image": cases[label.bids_name].name, "true_dice": round(truth[label.bids_name], 4),
+                "ae_dice": label.ae_dice, "tta_dice": label.tta_dice} for label in labels if label.bids_name in truth]
 
-    bundles = {"SL-1": sl1_bundle}
-    variants = {  # model: (ranking key, retrain from scratch)
-        "SSL-AE": (lambda label: label.ae_dice, False),
-        "SSL-TTA": (lambda label: label.tta_dice, False),
-        "SSL-T": (lambda label: truth[label.bids_name], False),
-        "SSL-T scratch": (lambda label: truth[label.bids_name], True),
+    bundles = {"SL-1": one_shot.bundle}
+    variants = {  # model: (ranking, retrain from scratch)
+        "SSL-AE": ("ae", False),
+        "SSL-TTA": ("tta", False),
+        "SSL-T": (lambda label: truth.get(label.bids_name, -1.0), False),
+        "SSL-T scratch": (lambda label: truth.get(label.bids_name, -1.0), True),
     }
-    for model, (key, from_scratch) in variants.items():
+    for model, (ranking, from_scratch) in variants.items():
         if model not in args.models:
             continue
-        selected = select_top(labels, key, args.top_k)
+        selected = [label for label in rank_pseudo_labels(labels, ranking, args.top_k, seed=args.seed)
+                    if label.selected]
         progress(f"  {model}: {'retraining' if from_scratch else 'fine-tuning'} on the labeled image + "
                  f"{', '.join(label.bids_name for label in selected)}")
-        unet, _, _, _ = fine_tune(sl1_bundle, labeled_source, selected, ssl_config, from_scratch=from_scratch,
-                                  device=device, seed=args.seed + 1)
-        bundles[model] = save_bundle(out / model.replace(" ", "-"), name=model.lower().replace(" ", "-"),
-                                     unet=unet, voxel_size=config.voxel_size,
-                                     head_margin_mm=config.head_margin_mm, qc_ae=qc_ae,
-                                     extra={"training": {**ssl_config.to_dict(), "labeled": labeled.name,
-                                                         "pseudo_labels": [l.bids_name for l in selected]}})
+        bundles[model], _ = self_training_round(run, one_shot.bundle, one_shot, selected, 1, qc_ae,
+                                                folder=out / model.replace(" ", "-"), from_scratch=from_scratch,
+                                                name=model.lower().replace(" ", "-"))
     rows = []
     for model, bundle in bundles.items():
-        progress(f"  evaluating {model} on {len(test)} images")
+        progress(f"  evaluating {model} on {len(fold.test)} images")
         folder = out / "eval" / model.replace(" ", "-")
-        rows += [{"model": model, **row} for row in evaluate(bundle, test, links, folder, scorer, device)]
+        rows += [{"model": model, **row, "test_set": test_set(dataset, case)}
+                 for case, row in zip(fold.test, evaluate(bundle, fold.test, links, folder, scorer, args.device))]
     return rows, qc_rows
 
 
-def _mean(values):
+def _mean_sd(values, spec: str) -> str:
     values = [value for value in values if value is not None]
-    return round(statistics.fmean(values), 4) if values else None
+    if not values:
+        return "-"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{format(statistics.fmean(values), spec)} ± {format(spread, spec)}"
 
 
-def _cell(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def summary_tables(rows, qc_rows) -> str:
-    """Models x test sets beside the paper, then QC agreement beside the paper."""
+def summary_tables(rows, qc_rows, dataset: str = "human") -> str:
+    """Models x test sets (Dice and HD95 mean ± SD over folds and images) beside the paper, then QC
+    agreement beside the paper."""
+    test_sets = list(dict.fromkeys(row["test_set"] for row in rows))
     records = []
-    for model in MODELS:
+    for model in [model for model in MODELS if any(row["model"] == model for row in rows)]:
         record = {"model": model}
-        for test_set, column in (("T1w", "T1w"), ("other contrasts", "other")):
-            chosen = [row for row in rows if row["model"] == model and row["test_set"] == test_set]
-            dice_mean, hd95_mean = _mean(row["dice"] for row in chosen), _mean(row["hd95_mm"] for row in chosen)
-            record[column] = f"{_cell(dice_mean, '.3f')} / {_cell(hd95_mean, '.1f')}"
+        for name in test_sets:
+            chosen = [row for row in rows if row["model"] == model and row["test_set"] == name]
+            record[f"{name} dice"] = _mean_sd([row["dice"] for row in chosen], ".3f")
+            record[f"{name} hd95"] = _mean_sd([row["hd95_mm"] for row in chosen], ".1f")
         record["paper FSM T1w"], record["paper ASL (OOD)"] = PAPER[model]
         records.append(record)
-    models = format_table(records, ["model", "T1w", "other", "paper FSM T1w", "paper ASL (OOD)"],
-                          {"T1w": "ours T1w Dice / HD95", "other": "ours T2w+FLAIR+PD (OOD)"})
+    columns = ["model", *[f"{name} {kind}" for name in test_sets for kind in ("dice", "hd95")],
+               "paper FSM T1w", "paper ASL (OOD)"]
+    models = format_table(records, columns, {f"{name} hd95": f"{name} HD95 mm" for name in test_sets})
     qc_records = []
     for score, key in (("AE", "ae_dice"), ("TTA", "tta_dice")):
+        if any(row[key] is None for row in qc_rows):
+            continue
         result = agreement([row[key] for row in qc_rows], [row["true_dice"] for row in qc_rows])
         qc_records.append({"score": score, "pearson_r": result["pearson_r"], "mae": result["mae"], "n": result["n"],
                            "paper_r": PAPER_QC[score][0], "paper_mae": PAPER_QC[score][1]})
     qc = format_table(qc_records, ["score", "pearson_r", "mae", "n", "paper_r", "paper_mae"],
                       {"pearson_r": "Pearson r", "mae": "MAE", "paper_r": "paper r", "paper_mae": "paper MAE"})
-    return "\n\n".join(["Mean over folds and images (Dice / HD95 mm)", models,
+    return "\n\n".join([f"{dataset}: mean ± SD over folds and test images", models,
                          "QC score vs true Dice of SL-1's masks (pooled over folds)", qc])
+
+
+def per_fold_table(rows) -> str:
+    """Mean Dice per fold and model (how often self-training beat SL-1)."""
+    folds = sorted({row["fold"] for row in rows})
+    models = [model for model in MODELS if any(row["model"] == model for row in rows)]
+    records = [{"fold": fold, **{model: statistics.fmean(row["dice"] for row in rows
+                                                         if row["fold"] == fold and row["model"] == model)
+                                 for model in models}} for fold in folds]
+    return format_table(records, ["fold", *models])
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=DATASETS, default="human", help="whose folds (default human)")
     parser.add_argument("--quick", action="store_true",
-                        help="CPU-sized: one fold, the shipped model as SL-1, 150 self-training steps, no SSL-T scratch")
+                        help="human, CPU-sized: one fold, the shipped model as SL-1, 150 self-training steps, "
+                             "no SSL-T scratch")
     parser.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     parser.add_argument("--top-k", type=int, default=3, help="pseudo-labels kept per self-training (paper: 10 of 58)")
     parser.add_argument("--steps", type=int, default=None, help="SL-1 training steps")
     parser.add_argument("--ssl-steps", type=int, default=None, help="self-training steps (default: --steps; quick 150)")
     parser.add_argument("--ssl-lr", type=float, default=None, help="self-training learning rate (default: SL-1's)")
+    parser.add_argument("--init", default=None,
+                        help="where SL-1 starts: scratch, default or a bundle (default: human scratch, as the "
+                             "paper; mouse: the group level's default)")
     parser.add_argument("--sl1-model", type=Path, default=None,
                         help="use this SL-1 bundle (trained on the first fold's labeled image) instead of training "
                              "one; 'default' = the shipped model; implies --folds 1")
     parser.add_argument("--models", nargs="+", choices=MODELS[1:], default=None,
                         help="self-trained models to build (default: all four; quick: all but SSL-T scratch)")
     parser.add_argument("--ae-steps", type=int, default=1500, help="QC autoencoder steps (default 1500)")
-    parser.add_argument("--only", nargs="+", default=None, help="keep unlabeled/test images named with one of these")
+    parser.add_argument("--only", nargs="+", default=None, help="human: keep unlabeled/test images named with one of these")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/paper-<UTC time>")
     parser.add_argument("--device", default="auto")
@@ -266,23 +272,19 @@ def parse_args(argv=None):
         args.ssl_steps = args.ssl_steps or 150
         args.models = args.models or MODELS[1:4]
     args.models = args.models or MODELS[1:]
+    if args.init is None:
+        from singlestrip_bids.training.group import GroupSettings
+
+        args.init = "scratch" if args.dataset == "human" else GroupSettings().init
     if args.sl1_model is not None:
         from singlestrip_bids.model.bundle import default_bundle_path
 
         args.sl1_model = default_bundle_path() if str(args.sl1_model) == "default" else args.sl1_model.resolve()
         args.folds = 1
     if args.out is None:
-        args.out = HERE / "results" / time.strftime("paper-%Y%m%dT%H%M%SZ", time.gmtime())
+        args.out = HERE / "results" / time.strftime(f"paper-{args.dataset}-%Y%m%dT%H%M%SZ", time.gmtime())
     args.out = args.out.resolve()
     return args
-
-
-def split(cases, args):
-    """(labeled candidates, unlabeled T1w images, other-contrast test images); the rat is left out."""
-    human = [case for case in cases if case.dataset != "rat_t2rare_u2net"]
-    kept = [case for case in human if not args.only or any(text in case.name for text in args.only)]
-    labeled = [case for case in human if case.dataset == "fs_training_t1"][: args.folds]
-    return labeled, [case for case in kept if case.contrast == "T1w"], [case for case in kept if case.contrast != "T1w"]
 
 
 def main(argv=None) -> int:
@@ -293,26 +295,27 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     stop_on_sigterm()
     torch.manual_seed(args.seed)
-    labeled_cases, t1w, other = split(shared_cases(args.data), args)
-    if not labeled_cases:
-        print(f"error: no fs_training_t1 images under {args.data}", file=sys.stderr)
+    folds = make_folds(args.dataset, args.data, args.folds, args.only)
+    if not folds:
+        print(f"error: no {args.dataset} images under {args.data}", file=sys.stderr)
         return 2
     scorer = Scorer()
     rows, qc_rows = [], []
     started = time.perf_counter()
-    for number, labeled in enumerate(labeled_cases, 1):
-        unlabeled = [case for case in t1w if case.name != labeled.name]
-        progress(f"fold {number}/{len(labeled_cases)}: labeled {labeled.name}, {len(unlabeled)} unlabeled, "
-                 f"{len(other)} other-contrast test images")
-        fold_rows, fold_qc = run_fold(labeled, unlabeled, unlabeled + other, args, args.out / f"fold-{number}", scorer)
-        rows += [{"fold": number, "labeled": labeled.name, **row} for row in fold_rows]
-        qc_rows += [{"fold": number, "labeled": labeled.name, **row} for row in fold_qc]
+    for number, fold in enumerate(folds, 1):
+        progress(f"fold {number}/{len(folds)}: labeled {fold.labeled.name}, {len(fold.unlabeled)} unlabeled, "
+                 f"{len(fold.test)} test images")
+        fold_rows, fold_qc = run_fold(fold, args.dataset, args, args.out / f"fold-{number}", scorer)
+        rows += [{"fold": number, "labeled": fold.labeled.name, **row} for row in fold_rows]
+        qc_rows += [{"fold": number, "labeled": fold.labeled.name, **row} for row in fold_qc]
         atomic_write_json({"command": " ".join([sys.executable, *sys.argv]), "machine": machine_description(),
                            "settings": {key: str(value) for key, value in vars(args).items()},
                            "seconds": round(time.perf_counter() - started, 1), "rows": rows, "qc_rows": qc_rows},
                           args.out / "paper.json")
     print()
-    print(summary_tables(rows, qc_rows))
+    print(summary_tables(rows, qc_rows, args.dataset))
+    print()
+    print(per_fold_table(rows))
     return 0
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from singlestrip_bids.io.conform import conform
+from singlestrip_bids.io.conform import conform, conform_mask
 from singlestrip_bids.metrics import dice
 from singlestrip_bids.model.bundle import Bundle, default_bundle_path, load_bundle
 
@@ -79,9 +79,9 @@ def corruptions(reference: np.ndarray, sizes, rng: np.random.Generator) -> dict:
 
 
 def train_autoencoders(data: Path, bundle: Bundle, steps: int, seed: int, device) -> dict:
-    from singlestrip_bids.qc.autoencoder import train_autoencoder
+    from singlestrip_bids.training.autoencoder import train_autoencoder
 
-    mask = conform(nib.load(data / LABELED[1]), bundle.voxel_size, bundle.multiple).data >= 0.5
+    mask = conform_mask(nib.load(data / LABELED[1]), bundle.voxel_size, bundle.multiple)
     out = {}
     for kind in ("2d", "3d"):
         start = time.perf_counter()
@@ -203,8 +203,8 @@ def main(argv=None) -> int:
             tta[f"pred-{name}"] = tta_agreement(predictor, conformed.data, copies=args.tta_copies,
                                                 seed=args.seed)["tta_dice"]
         for name, (origin, mask) in masks.items():
-            working = conform(nib.Nifti1Image(mask.astype(np.uint8), mask_img.affine), trained.voxel_size,
-                              trained.multiple).data >= 0.5
+            working = conform_mask(nib.Nifti1Image(mask.astype(np.uint8), mask_img.affine), trained.voxel_size,
+                                   trained.multiple)
             rows.append({"image": image_rel, "mask": name, "origin": origin,
                          "true_dice": round(dice(mask, reference), 4),
                          "ae2d": round(ae_dice(autoencoders["2d"], working), 4),

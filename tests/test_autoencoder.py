@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from helpers_bids import DATA_DIR, data_available
-from singlestrip_bids.io.conform import conform
+from singlestrip_bids.io.conform import conform_mask
 from singlestrip_bids.qc import augment as A
-from singlestrip_bids.qc.autoencoder import (
-    DEFAULTS, ae_dice, build_autoencoder, default_config, mask_box, train_autoencoder,
-)
+from singlestrip_bids.model.autoencoder import DEFAULTS, build_autoencoder, default_config
+from singlestrip_bids.qc.autoencoder import ae_dice, mask_box
+from singlestrip_bids.training.autoencoder import train_autoencoder
 
 pytestmark = pytest.mark.skipif(not data_available(), reason=f"test data folder {DATA_DIR} is absent")
 VOXEL_MM = 4.0
@@ -29,7 +29,7 @@ def _one_thread():
 def mask():
     """The FreeSurfer brain mask of fs_training_t1/sub-01 on a 4 mm working grid (bool)."""
     img = nib.load(DATA_DIR / "fs_training_t1" / "sub-01" / "brainmask_bin.nii.gz")
-    return conform(img, voxel_size=VOXEL_MM, multiple=8).data >= 0.5
+    return conform_mask(img, VOXEL_MM, 8)
 
 
 @pytest.fixture(scope="module")

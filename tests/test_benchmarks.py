@@ -141,17 +141,28 @@ def test_bids_cases_use_the_apps_mask_names(tmp_path):
     assert found["sub-ms01_ses-1_T2w"].contrast == "T2w"
 
 
-def test_qc_agreement_and_top_k_selection():
+def test_qc_agreement():
     perfect = paper.agreement([0.5, 0.7, 0.9], [0.6, 0.8, 1.0])
     assert perfect["pearson_r"] == pytest.approx(1.0) and perfect["mae"] == pytest.approx(0.1)
     assert paper.agreement([0.9, 0.9], [0.5, 0.8])["pearson_r"] is None  # constant score: undefined
 
-    class Label:
-        def __init__(self, name, score, volume=1000.0):
-            self.bids_name, self.score, self.brain_volume_ml = name, score, volume
 
-    labels = [Label("b", 0.9), Label("a", 0.9), Label("c", 0.99, volume=0.0), Label("d", 0.5)]
-    assert [label.bids_name for label in paper.select_top(labels, lambda label: label.score, 2)] == ["a", "b"]
+@needs_data
+def test_mouse_folds_split_by_animal():
+    from folds import animal, make_folds
+
+    folds = make_folds("mouse", DATA_DIR, 5)
+    assert len(folds) == 5
+    tested = [animal(case.name) for fold in folds for case in fold.test]
+    assert sorted(set(tested)) == [f"sub-{n:02d}" for n in range(1, 16)]  # every animal tested once
+    for fold in folds:
+        held_out = {animal(case.name) for case in fold.test}
+        pool = {animal(case.name) for case in fold.unlabeled}
+        assert len(held_out) == 3 and not held_out & pool and animal(fold.labeled.name) not in held_out | pool
+        assert all(case.reference is not None for case in fold.test)
+    assert sum(len(fold.test) for fold in folds) == 28  # every masked image tested once
+    assert len({animal(fold.labeled.name) for fold in folds}) == 5  # a different labeled mouse per fold
+    assert sum(case.reference is None for fold in folds for case in fold.unlabeled) == 8  # 2 unmasked x 4 folds
 
 
 def test_paper_quick_is_one_fold_on_the_shipped_model():
@@ -239,7 +250,7 @@ def test_speed_py_takes_the_median_of_rounds_and_reports_a_missing_peer(tmp_path
 
 @needs_data
 def test_paper_quick_runs_a_fold_end_to_end_on_one_image(tmp_path):
-    """The shipped SL-1, its pseudo-label of the MRtrix head with AE and TTA scores, one SSL model."""
+    """The shipped SL-1, its pseudo-label of the MRtrix head with its AE score, one SSL model."""
     out = tmp_path / "paper"
     command = [sys.executable, str(BENCHMARKS / "paper.py"), "--quick", "--ssl-steps", "2", "--models", "SSL-AE",
                "--only", "mrtrix", "--data", str(DATA_DIR), "--out", str(out), "--device", "cpu"]
@@ -252,4 +263,5 @@ def test_paper_quick_runs_a_fold_end_to_end_on_one_image(tmp_path):
     assert models["SL-1"]["image"] == "mrtrix_scripttest_sub01/sub-01_T1w"
     assert models["SL-1"]["dice"] > 0.75  # the shipped model, not an untrained one
     (qc,) = result["qc_rows"]
-    assert 0.0 < qc["ae_dice"] <= 1.0 and 0.0 < qc["tta_dice"] <= 1.0 and qc["true_dice"] == models["SL-1"]["dice"]
+    assert 0.0 < qc["ae_dice"] <= 1.0 and qc["true_dice"] == models["SL-1"]["dice"]
+    assert qc["tta_dice"] is None  # TTA (10 predictions an image) is scored only for SSL-TTA

@@ -15,6 +15,7 @@ from singlestrip_bids.io.bids import (
     check_labeled_mask,
     collect_images,
     find_labeled_mask,
+    image_of_mask,
     load_bids_filters,
     normalize_labels,
 )
@@ -132,8 +133,52 @@ def test_find_labeled_mask_errors(dataset, tmp_path):
     copy = tmp_path / "ds"
     shutil.copytree(dataset, copy)
     shutil.copytree(copy / "derivatives" / "manual", copy / "derivatives" / "other")
-    with pytest.raises(UserError, match="several brain masks match sub-mrtrix T1w"):
+    with pytest.raises(UserError, match="2 brain masks match sub-mrtrix T1w"):
         find_labeled_mask(copy, "mrtrix")
+
+
+FETAL = DATA_DIR / "fetal_t2w_mialsrtk"
+MOUSE = DATA_DIR / "mouse_epi_sidneyp"
+
+
+def test_labeled_mask_of_a_bids_1_2_derivative_chosen_by_filter():
+    """Six fetal stacks, each with a mask named the BIDS 1.2 way (…_T2w_desc-brain_mask) in a
+    derivative described by PipelineDescription: ambiguous until a filter picks one run."""
+    with pytest.raises(UserError, match=r'6 brain masks match sub-01 T2w: sub-01_run-1_T2w_desc-brain_mask.*'
+                                        r'\{"t2w": \{"run": 1\}\}'):
+        find_labeled_mask(FETAL, "01", suffix="T2w")
+    image, mask = find_labeled_mask(FETAL, "01", suffix="T2w", bids_filters={"t2w": {"run": 3}})
+    assert (image.name, mask.name) == ("sub-01_run-3_T2w.nii.gz", "sub-01_run-3_T2w_desc-brain_mask.nii.gz")
+    assert image.parents[2].samefile(FETAL)
+
+
+def test_labeled_mask_without_space_for_a_non_t1w_suffix():
+    """Mouse EPI masks carry the image's entities and no space: they are its masks."""
+    with pytest.raises(UserError, match=r'2 brain masks match sub-07 T2starw.*"session": "1"'):
+        find_labeled_mask(MOUSE, "07", suffix="T2starw")
+    image, mask = find_labeled_mask(MOUSE, "07", suffix="T2starw", bids_filters={"t2starw": {"session": "2"}})
+    assert (image.name, mask.name) == ("sub-07_ses-2_T2starw.nii.gz", "sub-07_ses-2_desc-brain_mask.nii.gz")
+
+
+@pytest.mark.parametrize("layout", ["no derivatives folder", "no dataset_description"])
+def test_labeled_mask_missing_derivatives_is_one_line(dataset, tmp_path, layout):
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset, copy)
+    if layout == "no derivatives folder":
+        shutil.rmtree(copy / "derivatives")
+    else:
+        (copy / "derivatives" / "manual" / "dataset_description.json").unlink()
+    with pytest.raises(UserError, match="no brain mask for sub-mrtrix T1w .* give one with --labeled-mask"):
+        find_labeled_mask(copy, "mrtrix")
+
+
+def test_image_of_mask_by_entities():
+    runs = sorted((FETAL / "sub-01" / "anat").glob("*_T2w.nii.gz"))
+    chosen = image_of_mask(runs, "anywhere/sub-01_run-5_T2w_desc-brain_mask.nii.gz")
+    assert chosen.name == "sub-01_run-5_T2w.nii.gz"
+    assert image_of_mask(runs[:1], "my_mask.nii.gz") == runs[0]
+    with pytest.raises(UserError, match="6 images could go with --labeled-mask my_mask.nii.gz"):
+        image_of_mask(runs, "my_mask.nii.gz")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ def _settings(**changes):
     training = TrainingConfig(steps=2, voxel_size=8.0, unet=UNetConfig(levels=3, base_features=4, max_features=8),
                               synthesis=SynthesisConfig(patch_sizes=(32,)), seed=7, checkpoint_every=1)
     values = {"training": training, "ae_steps": 10, "ae_architecture": AE_SMALL, "top_k": 1, "rounds": 2,
-              "device": "cpu", **changes}
+              "device": "cpu", "derive_sizes": False, "init": "scratch", **changes}
     return GroupSettings(**values)
 
 
@@ -45,8 +45,8 @@ def run(bids, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("out")
     image, mask = find_labeled_mask(bids, "01")
-    result = run_group_level(image, mask, collect_images(bids), out, out.parent / "work_a", _settings())
-    return out, result
+    final = run_group_level(image, mask, collect_images(bids), out, out.parent / "work_a", _settings())
+    return out, final
 
 
 def _table(path):
@@ -57,13 +57,13 @@ def _table(path):
 def test_every_round_saves_a_bundle_with_the_qc_autoencoder(run):
     from singlestrip_bids.model.bundle import load_bundle
 
-    out, result = run
+    out, final = run
     bundles = {name: load_bundle(out / "models" / name) for name in ("round-0", "round-1", "round-2", "final")}
     assert all(bundle.qc_ae is not None for bundle in bundles.values())
     assert bundles["round-0"].config["training"]["kind"] == "sl1"
     assert bundles["round-2"].config["training"]["round"] == 2
     assert bundles["final"].model_id == bundles["round-2"].model_id != bundles["round-1"].model_id
-    assert result["final"] == out / "models" / "final"
+    assert final == out / "models" / "final"
     rows, _ = _table(out / "group_T1w.tsv")
     for round_number in (1, 2):
         chosen = [row["bids_name"] for row in rows if row["round"] == str(round_number) and row["selected"] == "1"]

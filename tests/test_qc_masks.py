@@ -18,16 +18,16 @@ VOXEL_MM = 8.0
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """A bundle with a tiny U-Net and a small 2D autoencoder trained on fs sub-01's mask."""
-    from singlestrip_bids.io.conform import conform
+    from singlestrip_bids.io.conform import conform_mask
     from singlestrip_bids.model.bundle import save_bundle
     from singlestrip_bids.model.unet import UNet, UNetConfig
-    from singlestrip_bids.qc.autoencoder import train_autoencoder
+    from singlestrip_bids.training.autoencoder import train_autoencoder
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     unet = UNet(UNetConfig(levels=3, base_features=4, max_features=8))
-    mask = conform(nib.load(DATA_DIR / "fs_training_t1" / "sub-01" / "brainmask_bin.nii.gz"),
-                   voxel_size=VOXEL_MM, multiple=unet.config.multiple).data >= 0.5
+    mask = conform_mask(nib.load(DATA_DIR / "fs_training_t1" / "sub-01" / "brainmask_bin.nii.gz"), VOXEL_MM,
+                        unet.config.multiple)
     ae, _ = train_autoencoder(mask, steps=20, seed=0, device="cpu", voxel_size=VOXEL_MM,
                               architecture={"size": 16, "spacing_mm": 12.0, "channels": [8, 16], "latent": 16})
     return save_bundle(tmp_path_factory.mktemp("model") / "bundle", name="tiny", unet=unet, voxel_size=VOXEL_MM,

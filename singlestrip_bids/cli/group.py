@@ -14,36 +14,35 @@ def run_group(args) -> int:
     The labeled example is ``--labeled-subject``'s image of the first ``--suffix`` with its mask from
     ``bids_dir/derivatives`` or ``--labeled-mask``.
     """
-    from singlestrip_bids.io.bids import check_labeled_mask, collect_images, find_labeled_mask, load_bids_filters
+    from singlestrip_bids.cli.participant import select_images
+    from singlestrip_bids.io.bids import (check_labeled_mask, collect_images, find_labeled_mask, image_of_mask,
+                                          load_bids_filters)
     from singlestrip_bids.io.derivatives import write_dataset_description
     from singlestrip_bids.io.nifti import load_image
-    from singlestrip_bids.training.group import GroupSettings, run_group_level
+    from singlestrip_bids.training.group import SSL_STEPS, WARM_START_STEPS, GroupSettings, run_group_level
     from singlestrip_bids.training.sl1 import TrainingConfig
 
     if not args.labeled_subject:
         raise UserError("the group level needs --labeled-subject (the subject whose brain mask is known)")
     filters = load_bids_filters(args.bids_filter_file) if args.bids_filter_file else None
-    images = collect_images(args.bids_dir, participant_labels=args.participant_label,
-                            session_labels=args.session_label, suffixes=args.suffix, bids_filters=filters)
+    images = select_images(args)
     suffix = args.suffix[0]
     if args.labeled_mask is not None:
         labeled = collect_images(args.bids_dir, participant_labels=[args.labeled_subject],
                                  session_labels=args.session_label, suffixes=[suffix], bids_filters=filters)
-        if len(labeled) != 1:
-            raise UserError(f"sub-{args.labeled_subject} has {len(labeled)} {suffix} images; "
-                            "--labeled-mask needs exactly one (narrow it with --bids-filter-file)")
-        labeled_image, labeled_mask = labeled[0], args.labeled_mask
+        labeled_image, labeled_mask = image_of_mask(labeled, args.labeled_mask), args.labeled_mask
     else:
-        labeled_image, labeled_mask = find_labeled_mask(args.bids_dir, args.labeled_subject, suffix)
+        labeled_image, labeled_mask = find_labeled_mask(args.bids_dir, args.labeled_subject, suffix, filters)
     check_labeled_mask(load_image(labeled_image), load_image(labeled_mask))
-    for image in images:
-        load_image(image)
     training = TrainingConfig(seed=args.random_seed)
-    overrides = {"steps": args.train_steps, "batch_size": args.batch_size, "voxel_size": args.working_voxel_size}
+    default_steps = training.steps if str(args.init) == "scratch" else WARM_START_STEPS
+    overrides = {"steps": args.train_steps or default_steps, "batch_size": args.batch_size}
     training = replace(training, **{key: value for key, value in overrides.items() if value is not None})
+    voxel_size = None if args.working_voxel_size == "auto" else args.working_voxel_size
     settings = GroupSettings(training=training, qc_ae=args.qc_ae, top_k=args.top_k, rounds=args.ssl_rounds,
                              ranking=args.ssl_ranking, from_scratch=args.from_scratch, device=args.device,
-                             resume=args.resume)
+                             resume=args.resume, working_voxel_size=voxel_size, init=str(args.init),
+                             ssl_steps=args.ssl_steps or SSL_STEPS)
     if args.qc_ae_steps is not None:
         settings = replace(settings, ae_steps=args.qc_ae_steps)
     LOGGER.info("labeled example: %s with %s; %d image(s) selected", labeled_image.name, labeled_mask.name,
@@ -54,7 +53,7 @@ def run_group(args) -> int:
 
         torch.set_num_threads(threads)
     write_dataset_description(args.output_dir, args.bids_dir)
-    result = run_group_level(labeled_image, labeled_mask, images, args.output_dir, args.work_dir, settings)
-    print(f"Final model: {result['final']}")
+    final = run_group_level(labeled_image, labeled_mask, images, args.output_dir, args.work_dir, settings)
+    print(f"Final model: {final}")
     print(f"Group tables and reports: {args.output_dir}/group_*.tsv, group_*.html")
     return 0

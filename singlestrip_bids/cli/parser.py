@@ -28,6 +28,25 @@ def _number(kind, *, above=None, at_least=None):
     return convert
 
 
+def _auto_or(convert):
+    """An argparse type that takes ``auto`` or what ``convert`` takes."""
+
+    def parse(text: str):
+        return "auto" if text == "auto" else convert(text)
+
+    parse.__name__ = convert.__name__
+    return parse
+
+
+def _init(text: str):
+    """``--init``: ``scratch``, ``default`` or a model bundle folder."""
+    if text in ("scratch", "default"):
+        return text
+    if not (Path(text) / "bundle.json").is_file():
+        raise argparse.ArgumentTypeError(f"not scratch, default or a model bundle folder: {text!r}")
+    return Path(text)
+
+
 def _json_object(text: str) -> dict:
     """Parse ``--plugin-args``: a JSON object such as ``{"n_procs": 4}``."""
     try:
@@ -106,9 +125,15 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="the brain mask of the labeled subject's image, if not in derivatives/")
     group.add_argument("--train-steps", type=_number(int, above=0),
                        help="training steps of the U-Net (default: the training default)")
+    group.add_argument("--ssl-steps", type=_number(int, above=0),
+                       help="fine-tuning steps of each self-training round (default: the group default)")
     group.add_argument("--batch-size", type=_number(int, above=0), help="synthetic pairs per training step")
-    group.add_argument("--working-voxel-size", type=_number(float, above=0), metavar="MM",
-                       help="voxel size of the network's working grid in mm")
+    group.add_argument("--working-voxel-size", type=_auto_or(_number(float, above=0)), default="auto", metavar="MM",
+                       help="voxel size of the network's working grid in mm; auto: the labeled brain's "
+                       "extent / 60, the patches, margin and QC box following it (default: %(default)s)")
+    group.add_argument("--init", type=_init, default="default", metavar="{scratch,default,BUNDLE}",
+                       help="where one-shot training starts: random weights, the shipped model, or a "
+                       "bundle folder with the same U-Net (default: %(default)s)")
     group.add_argument("--resume", action="store_true",
                        help="continue an interrupted training from its last checkpoint in the work dir")
     group.add_argument("--qc-ae", choices=["2d", "3d"], default="2d",

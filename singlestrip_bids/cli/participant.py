@@ -1,21 +1,10 @@
-"""Participant level: select and check the images, run the Nipype workflow, say where the outputs are.
-
-Also the pure functions behind the workflow's derivatives writer: ``write_image_derivatives`` and
-the QC JSON it holds (``qc_document``).
-"""
+"""Participant level: select and check the images, run the Nipype workflow, say where the outputs are."""
 
 import logging
 import os
-import platform
-from importlib import metadata
 from pathlib import Path
 
-from singlestrip_bids import __version__
-
 LOGGER = logging.getLogger("singlestrip_bids")
-# Step statistics that describe how a result was made rather than the mask itself.
-PROVENANCE_KEYS = ("seconds", "device", "model_id")
-VERSIONED_PACKAGES = ("numpy", "scipy", "nibabel", "torch", "nipype", "pybids")
 
 
 def select_images(args) -> list[Path]:
@@ -32,16 +21,18 @@ def select_images(args) -> list[Path]:
                             session_labels=args.session_label, suffixes=args.suffix, bids_filters=filters)
     for image in images:
         load_image(image)
-    LOGGER.info("%d image(s) selected", len(images))
     return images
 
 
 def run_participant(args, images) -> int:
     """Strip ``images`` (from ``select_images``) with the Nipype workflow; returns the exit code 0."""
+    from singlestrip_bids.io.bids import bids_metadata
     from singlestrip_bids.io.derivatives import write_dataset_description
+    from singlestrip_bids.model.bundle import resolve_bundle_path
     from singlestrip_bids.model.device import resolve_device
     from singlestrip_bids.workflows.participant import check_plugin, init_participant_wf, run_workflow
 
+    LOGGER.info("%d image(s) selected", len(images))
     check_plugin(args.plugin)
     resolve_device(args.device)
     bundle_path = resolve_bundle_path(args.model, args.output_dir)
@@ -57,82 +48,6 @@ def run_participant(args, images) -> int:
                          nprocs=nprocs, mem_gb=args.mem_gb, verbose=args.verbose)
     _print_summary(graph, workflow.name, args.output_dir)
     return 0
-
-
-def resolve_bundle_path(model, output_dir) -> Path:
-    """``--model`` if given, else ``output_dir/models/final`` of a group run if present, else the shipped model."""
-    from singlestrip_bids.model.bundle import default_bundle_path
-
-    if model is not None:
-        return Path(model)
-    trained = Path(output_dir) / "models" / "final"
-    if (trained / "bundle.json").is_file():
-        return trained
-    return default_bundle_path()
-
-
-def bids_metadata(bids_dir, images) -> dict:
-    """Source path (str) → its BIDS entities and sidecar metadata (with inheritance), via PyBIDS."""
-    from bids import BIDSLayout
-
-    layout = BIDSLayout(bids_dir, validate=False)
-    result = {}
-    for image in images:
-        bids_file = layout.get_file(str(image))
-        result[str(image)] = {**bids_file.get_entities(metadata=False), **bids_file.get_metadata()}
-    return result
-
-
-def write_image_derivatives(source_file, bids_dir, output_dir, *, mask_file, brain_file, figure_file, steps,
-                            bids_meta=None, settings=None):
-    """Copy one image's mask, brain image and figure to their derivative names; write sidecars and QC JSON.
-
-    ``steps`` maps step name → its statistics (``inference.strip`` and ``qc.score`` results).
-    Every file is written atomically. Returns the ``io.derivatives.ImageOutputs``.
-    """
-    from singlestrip_bids.io.derivatives import atomic_write_bytes, atomic_write_json, image_outputs
-
-    outputs = image_outputs(source_file, bids_dir, output_dir)
-    for produced, target in ((mask_file, outputs.mask), (brain_file, outputs.brain), (figure_file, outputs.figure)):
-        atomic_write_bytes(Path(produced).read_bytes(), target)
-    atomic_write_json(outputs.mask_metadata(), outputs.mask_json)
-    atomic_write_json(outputs.brain_metadata(), outputs.brain_json)
-    atomic_write_json(qc_document(outputs, steps=steps, bids_meta=bids_meta, settings=settings), outputs.qc_json)
-    return outputs
-
-
-def qc_document(outputs, *, steps, bids_meta=None, settings=None) -> dict:
-    """The per-image QC JSON (MRIQC-like): measures at the top, ``bids_meta`` and ``provenance``.
-
-    ``outputs``: the image's ``io.derivatives.ImageOutputs``; ``steps``: step name → statistics
-    dict. Measures are every statistic except ``PROVENANCE_KEYS`` (e.g. ``brain_volume_ml``,
-    ``n_components_removed``, ``nonfinite_voxels``, ``ae_dice``, ``qc_pass``, ``qc_threshold``);
-    ``seconds_per_volume`` is the sum of the steps' seconds.
-    """
-    measures = {key: value for stats in steps.values() for key, value in stats.items() if key not in PROVENANCE_KEYS}
-    made_by = {key: stats[key] for stats in steps.values() for key in ("device", "model_id") if key in stats}
-    return {
-        **measures,
-        "bids_name": Path(outputs.source_uri).name.split(".")[0],
-        "seconds_per_volume": sum(stats.get("seconds", 0.0) for stats in steps.values()),
-        "bids_meta": bids_meta or {},
-        "provenance": {
-            "software": "singlestrip_bids",
-            "version": __version__,
-            "source": outputs.source_uri,
-            **made_by,
-            "settings": settings or {},
-            "timings_s": {name: stats["seconds"] for name, stats in steps.items() if "seconds" in stats},
-            "versions": {"python": platform.python_version(), **{name: _version(name) for name in VERSIONED_PACKAGES}},
-        },
-    }
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _print_summary(graph, workflow_name: str, output_dir) -> None:

@@ -51,7 +51,7 @@ def _run(args) -> int:
         return run_participant(args, images)
     _seed_everything(args.random_seed)
     if args.qc_masks is not None:
-        from singlestrip_bids.qc.external import run_qc_masks
+        from singlestrip_bids.cli.qc_masks import run_qc_masks
 
         return run_qc_masks(args)
     from singlestrip_bids.cli.group import run_group

@@ -64,13 +64,13 @@ class _WriteDerivativesOutputSpec(TraitedSpec):
 
 
 class WriteDerivatives(SimpleInterface):
-    """``cli.participant.write_image_derivatives``: named, atomic BIDS-Derivatives of one image."""
+    """``io.outputs.write_image_derivatives``: named, atomic BIDS-Derivatives of one image."""
 
     input_spec = _WriteDerivativesInputSpec
     output_spec = _WriteDerivativesOutputSpec
 
     def _run_interface(self, runtime):
-        from singlestrip_bids.cli.participant import write_image_derivatives
+        from singlestrip_bids.io.outputs import write_image_derivatives
 
         steps = {"conform": self.inputs.conform_stats, "predict": self.inputs.predict_stats,
                  "postprocess": self.inputs.postprocess_stats}

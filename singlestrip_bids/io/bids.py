@@ -122,28 +122,35 @@ def collect_images(bids_dir, *, participant_labels=None, session_labels=None, su
     return sorted(Path(name) for name in found)
 
 
-def find_labeled_mask(bids_dir, subject, suffix="T1w") -> tuple[Path, Path]:
+def find_labeled_mask(bids_dir, subject, suffix="T1w", bids_filters=None) -> tuple[Path, Path]:
     """The labeled subject's raw image and its brain mask under ``bids_dir/derivatives/<any>/``.
 
     The mask is ``*_desc-brain_mask.nii[.gz]`` with the image's identifying entities (session,
-    acquisition, run, ...) and, for a T1w image, no space (or ``space-orig``/``space-T1w``); for
-    another suffix, ``space-<suffix>``. UserError when there is none or more than one candidate.
+    acquisition, run, ...) and either ``space-<suffix>``, no space (also ``space-orig``/``space-T1w``
+    for a T1w image), or the BIDS 1.2 form ``…_<suffix>_desc-brain_mask``. ``bids_filters`` (from
+    ``load_bids_filters``) narrows the images as at participant level. UserError when there is none
+    or more than one candidate (listed, with how to choose).
     """
     (label,) = normalize_labels([subject], "sub")
     layout = _layout(bids_dir, derivatives=True)
     _check_known([label], layout.get_subjects(scope="raw"), "participant")
-    images = layout.get(subject=label, suffix=suffix, extension=NIFTI_EXTENSIONS, scope="raw")
+    query = {"subject": label, "suffix": suffix, "extension": NIFTI_EXTENSIONS, "scope": "raw",
+             **_query_values((bids_filters or {}).get(suffix.lower(), {}))}
+    try:
+        images = layout.get(**query)
+    except ValueError as exc:  # an entity PyBIDS does not know
+        raise UserError(f"bad BIDS filter for {suffix}: {exc}") from None
     if not images:
         raise UserError(f"sub-{label} has no {suffix} image in {bids_dir}")
-    masks = layout.get(subject=label, desc="brain", suffix="mask", extension=NIFTI_EXTENSIONS,
-                       scope="derivatives")
-    spaces = {None, "orig", "T1w"} if suffix == "T1w" else {suffix}
-    pairs = [
-        (Path(image.path), Path(mask.path))
-        for image in images
-        for mask in masks
-        if _identity(image) == _identity(mask) and mask.get_entities().get("space") in spaces
-    ]
+    try:
+        masks = layout.get(subject=label, desc="brain", suffix="mask", extension=NIFTI_EXTENSIONS,
+                           scope="derivatives")
+    except ValueError:  # no derivatives dataset was indexed, so PyBIDS knows no "desc" entity
+        masks = []
+    pairs = [(image, mask) for image in images for mask in masks
+             if _identity(image) == _identity(mask) and _in_space_of(mask, suffix)]
+    exact = [(image, mask) for image, mask in pairs if mask.get_entities().get("space") == suffix]
+    pairs = exact or pairs  # a mask named for this image's space beats one that may be another's
     if not pairs:
         raise UserError(
             f"no brain mask for sub-{label} {suffix} under {Path(bids_dir) / 'derivatives'} "
@@ -151,9 +158,44 @@ def find_labeled_mask(bids_dir, subject, suffix="T1w") -> tuple[Path, Path]:
             f"dataset_description.json); give one with --labeled-mask"
         )
     if len(pairs) > 1:
-        names = ", ".join(mask.name for _, mask in pairs)
-        raise UserError(f"several brain masks match sub-{label} {suffix}: {names}; choose one with --labeled-mask")
-    return pairs[0]
+        names = ", ".join(Path(mask.path).name for _, mask in pairs)
+        identities = [_identity(image) for image, _ in pairs]
+        entity = next((key for key in _IDENTIFYING if len({str(i.get(key)) for i in identities}) > 1), None)
+        example = f" such as {json.dumps({suffix.lower(): {entity: identities[0][entity]}})}" if entity else ""
+        raise UserError(f"{len(pairs)} brain masks match sub-{label} {suffix}: {names}; choose one with "
+                        f"--labeled-mask or a --bids-filter-file entry{example}")
+    image, mask = pairs[0]
+    return Path(image.path), Path(mask.path)
+
+
+def image_of_mask(images, mask_path) -> Path:
+    """The one of ``images`` (paths) whose identifying entities the mask's file name carries.
+
+    With one image, that image. UserError listing the candidates when the name does not decide.
+    """
+    from bids.layout import parse_file_entities
+
+    if len(images) == 1:
+        return Path(images[0])
+    wanted = parse_file_entities(str(mask_path))
+    matching = [image for image in images
+                if {key: value for key, value in parse_file_entities(str(image)).items() if key in _IDENTIFYING}
+                == {key: value for key, value in wanted.items() if key in _IDENTIFYING}]
+    if len(matching) == 1:
+        return Path(matching[0])
+    names = ", ".join(Path(image).name for image in images)
+    raise UserError(f"{len(images)} images could go with --labeled-mask {Path(mask_path).name}: {names}; "
+                    "name the mask after its image (same entities) or narrow them with --bids-filter-file")
+
+
+def _in_space_of(mask, suffix: str) -> bool:
+    """Whether a derivatives mask is in the space of the ``suffix`` image with the same entities."""
+    space = mask.get_entities().get("space")
+    if space is not None:
+        return space == suffix or (suffix == "T1w" and space in ("orig", "T1w"))
+    stem = Path(mask.path).name.split("_desc-")[0]
+    named = stem.rsplit("_", 1)[-1]  # BIDS 1.2 masks carry the image's suffix: sub-01_run-1_T2w_desc-brain_mask
+    return named == suffix or "-" in named
 
 
 def _identity(bids_file) -> dict:
@@ -193,3 +235,15 @@ def check_labeled_mask(image_img, mask_img):
             f"{', ...' if count > 4 else ''}); keep only the brain"
         )
     return mask
+
+
+def bids_metadata(bids_dir, images) -> dict:
+    """Source path (str) → its BIDS entities and sidecar metadata (with inheritance), via PyBIDS."""
+    from bids import BIDSLayout
+
+    layout = BIDSLayout(bids_dir, validate=False)
+    result = {}
+    for image in images:
+        bids_file = layout.get_file(str(image))
+        result[str(image)] = {**bids_file.get_entities(metadata=False), **bids_file.get_metadata()}
+    return result

@@ -79,6 +79,11 @@ def conform(img, voxel_size: float = 2.0, multiple: int = 16) -> Conformed:
     return Conformed(data, affine, tuple(volume.shape), native_affine)
 
 
+def conform_mask(mask_img, voxel_size: float, multiple: int) -> np.ndarray:
+    """A native binary mask on the working grid: bool (X, Y, Z), resampled trilinearly, kept at >= 0.5."""
+    return conform(mask_img, voxel_size=voxel_size, multiple=multiple).data >= 0.5
+
+
 def _native_box(volume, affine, native_shape, native_affine, floor: float) -> tuple[slice, ...] | None:
     """Native index box holding every voxel whose trilinear sample of ``volume`` can reach ``floor``.
 

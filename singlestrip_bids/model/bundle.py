@@ -56,6 +56,16 @@ def default_bundle_path() -> Path:
     return Path(resources.files("singlestrip_bids") / "data" / "default_model")
 
 
+def resolve_bundle_path(model, output_dir) -> Path:
+    """``--model`` if given, else ``output_dir/models/final`` of a group run if present, else the shipped model."""
+    if model is not None:
+        return Path(model)
+    trained = Path(output_dir) / "models" / "final"
+    if (trained / "bundle.json").is_file():
+        return trained
+    return default_bundle_path()
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -160,7 +170,7 @@ def load_bundle(path) -> Bundle:
         raise UserError(f"model bundle {folder}: U-Net does not match its config ({exc})") from None
     qc_ae = None
     if "qc_ae" in config:
-        from singlestrip_bids.qc.autoencoder import build_autoencoder
+        from singlestrip_bids.model.autoencoder import build_autoencoder
 
         try:
             qc_ae = build_autoencoder(config["qc_ae"]["config"])

@@ -5,7 +5,7 @@ from singlestrip_bids.errors import UserError
 
 def qc_threshold(ae) -> float:
     """The pass threshold of an autoencoder's score (stored in its config; see docs/qc.md)."""
-    from singlestrip_bids.qc.autoencoder import DEFAULTS
+    from singlestrip_bids.model.autoencoder import DEFAULTS
 
     return float(ae.config.get("qc_threshold", DEFAULTS[ae.config["kind"]]["qc_threshold"]))
 
@@ -17,12 +17,12 @@ def score_mask(mask_native_img, bundle) -> dict:
     :func:`qc.autoencoder.ae_dice`. Returns ``{"ae_dice": float in [0, 1], "qc_pass": bool,
     "qc_threshold": float}``; UserError when the bundle has no QC autoencoder.
     """
-    from singlestrip_bids.io.conform import conform
+    from singlestrip_bids.io.conform import conform_mask
     from singlestrip_bids.qc.autoencoder import ae_dice
 
     if bundle.qc_ae is None:
         raise UserError(f"model bundle {bundle.path} has no QC autoencoder (train one at the group level)")
-    mask = conform(mask_native_img, voxel_size=bundle.voxel_size, multiple=bundle.multiple).data >= 0.5
+    mask = conform_mask(mask_native_img, bundle.voxel_size, bundle.multiple)
     score = ae_dice(bundle.qc_ae, mask)
     threshold = qc_threshold(bundle.qc_ae)
     return {"ae_dice": round(score, 4), "qc_pass": bool(score >= threshold), "qc_threshold": threshold}

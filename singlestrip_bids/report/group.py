@@ -87,7 +87,7 @@ def write_group_report(output_dir, suffix, rows, ranked, losses, synthesis_png, 
     """Write ``output_dir/group_<suffix>.html`` (atomically) and the mask mosaics it shows.
 
     ``rows``: the group table's rows for this suffix; ``ranked``: the last round's
-    ``training.ssl.PseudoLabel`` s of this suffix, best first; ``losses``: name → loss per step;
+    ``training.self_training.PseudoLabel`` s of this suffix, best first; ``losses``: name → loss per step;
     ``synthesis_png``, ``table``: paths of the synthetic samples figure and of the group TSV;
     ``threshold``: the AE-QC pass threshold.
     """

@@ -1,6 +1,8 @@
-"""The group level: SL-1 from the labeled example, the QC autoencoder, then rounds of self-training.
+"""The group level as named stages over one :class:`GroupRun`; ``benchmarks/paper.py`` composes the same.
 
-Outputs under ``output_dir``:
+``start_group_run`` (sizes from the labeled example) → ``train_qc_network`` → ``train_one_shot`` →
+per round ``score_and_rank`` + ``self_training_round`` → ``write_group_outputs``;
+:func:`run_group_level` runs them all. Outputs under ``output_dir``:
 
 - ``models/round-0/`` (SL-1), ``models/round-N/`` (self-training round N) and ``models/final/`` (a copy
   of the last round, which the participant level picks up): model bundles with the QC autoencoder;
@@ -21,6 +23,10 @@ from singlestrip_bids.training.sl1 import TrainingConfig
 
 LOG = logging.getLogger(__name__)
 MAX_TOP_K = 100  #: cap on --top-k: each kept image is one more synthesis source held in memory
+#: SL-1 steps when it starts from a trained bundle (mouse fold 1: 0.923 held-out Dice at 500 steps from
+#: the shipped model against 0.728 from scratch; docs/benchmarks.md); from scratch: TrainingConfig's 3000
+WARM_START_STEPS = 500
+SSL_STEPS = 250  #: default fine-tuning steps of a self-training round
 
 
 @dataclass(frozen=True)
@@ -37,82 +43,221 @@ class GroupSettings:
     from_scratch: bool = False
     device: str = "auto"
     resume: bool = False
+    #: derive the working grid, patches, margin and QC box from the labeled example
+    #: (``training.sizing``); False keeps ``training`` and ``ae_architecture`` as given
+    derive_sizes: bool = True
+    working_voxel_size: float | None = None  #: with ``derive_sizes``: a voxel size (mm) that wins
+    init: str = "default"  #: where SL-1 starts: "scratch", "default" (the shipped model) or a bundle
+    ssl_steps: int | None = None  #: fine-tuning steps per self-training round (None: SL-1's steps)
+    ssl_learning_rate: float | None = None  #: fine-tuning learning rate (None: SL-1's)
+
+
+@dataclass
+class GroupRun:
+    """One group run: its inputs, its sized training config, and the losses of every phase."""
+
+    labeled_image: Path
+    labeled_mask: Path
+    unlabeled: list
+    output_dir: Path
+    work_dir: Path
+    settings: GroupSettings
+    config: TrainingConfig  #: ``settings.training`` with the derived sizes
+    ae_architecture: dict
+    ae_augmentation: dict
+    sizing: dict | None
+    device: object
+    losses: dict = field(default_factory=dict)
+
+    @property
+    def models(self) -> Path:
+        return self.output_dir / "models"
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def ssl_config(self) -> TrainingConfig:
+        """The config of a fine-tuning round: SL-1's, with the self-training steps and learning rate."""
+        from dataclasses import replace
+
+        settings = self.settings
+        return replace(self.config, steps=settings.ssl_steps or self.config.steps,
+                       learning_rate=settings.ssl_learning_rate or self.config.learning_rate)
+
+
+@dataclass
+class OneShot:
+    """The SL-1 model: its bundle, and the labeled example's ``(labels, mask, gmm)`` on the working grid."""
+
+    bundle: Path
+    source: tuple
+
+
+@dataclass
+class RoundResult:
+    """One self-training round: the new bundle, the ranked pseudo-labels, the synthesis sources used."""
+
+    bundle: Path
+    ranked: list
+    sources: list
+
+
+def start_group_run(labeled_image, labeled_mask, images, output_dir, work_dir,
+                    settings: GroupSettings = GroupSettings()) -> GroupRun:
+    """The run object: sizes derived from the labeled mask (unless ``settings.derive_sizes`` is off),
+    the device resolved, and ``images`` less the labeled one as the unlabeled set."""
+    from singlestrip_bids.io.nifti import load_image
+    from singlestrip_bids.model.device import resolve_device
+    from singlestrip_bids.training.sizing import apply_sizing, derive_sizing
+
+    config, architecture, augmentation, sizing = settings.training, dict(settings.ae_architecture or {}), {}, None
+    if settings.derive_sizes:
+        derived = derive_sizing(load_image(labeled_mask), voxel_size=settings.working_voxel_size,
+                                multiple=config.unet.multiple)
+        config, sizing = apply_sizing(config, derived), derived.to_dict()
+        architecture = {**derived.ae_architecture(settings.qc_ae), **architecture}
+        augmentation = {"shift_mm": derived.ae_shift_mm}
+        LOG.info("sizes from the labeled brain (%.0f mm across): %.3g mm voxels, patches %s, margin %.3g mm",
+                 derived.brain_extent_mm, derived.voxel_size, "/".join(map(str, derived.patch_sizes)),
+                 derived.head_margin_mm)
+    unlabeled = [Path(path) for path in images if Path(path).resolve() != Path(labeled_image).resolve()]
+    return GroupRun(Path(labeled_image), Path(labeled_mask), unlabeled, Path(output_dir).absolute(),
+                    Path(work_dir).absolute() / "singlestrip_group", settings, config, architecture, augmentation,
+                    sizing, resolve_device(settings.device))
+
+
+def train_qc_network(run: GroupRun):
+    """The QC autoencoder, trained on the labeled mask on the working grid."""
+    from singlestrip_bids.io.conform import conform_mask
+    from singlestrip_bids.io.nifti import load_image
+    from singlestrip_bids.training.autoencoder import train_autoencoder
+
+    settings = run.settings
+    LOG.info("training the %s QC autoencoder on the labeled mask (%d steps)", settings.qc_ae, settings.ae_steps)
+    mask = conform_mask(load_image(run.labeled_mask), run.config.voxel_size, run.config.unet.multiple)
+    run.losses["qc_ae"] = []
+    qc_ae, _ = train_autoencoder(mask, kind=settings.qc_ae, steps=settings.ae_steps, seed=run.seed,
+                                 device=run.device, voxel_size=run.config.voxel_size,
+                                 architecture=run.ae_architecture, augmentation=run.ae_augmentation,
+                                 on_step=lambda step, loss: run.losses["qc_ae"].append(round(loss, 5)))
+    return qc_ae
+
+
+def train_one_shot(run: GroupRun, qc_ae, *, folder: Path | None = None, init: str | None = None) -> OneShot:
+    """SL-1 on synthesis from the labeled example, saved to ``folder`` (default ``models/round-0``)."""
+    from singlestrip_bids.io.nifti import load_image
+    from singlestrip_bids.training.self_training import bids_name
+    from singlestrip_bids.training.sl1 import train_sl1
+
+    init = run.settings.init if init is None else init
+    LOG.info("SL-1: training the U-Net on synthesis from %s (%d steps, from %s)", bids_name(run.labeled_image),
+             run.config.steps, init)
+    bundle, run.losses["round-0"], source = train_sl1(
+        load_image(run.labeled_image), load_image(run.labeled_mask), folder or run.models / "round-0", run.config,
+        device=run.device, checkpoint=run.work_dir / "round-0.ckpt", resume=run.settings.resume, name="sl1",
+        labeled=bids_name(run.labeled_image), qc_ae=qc_ae, init=init,
+        extra={"sizing": run.sizing} if run.sizing else None)
+    return OneShot(bundle, source)
+
+
+def score_and_rank(run: GroupRun, bundle, round_number: int, top_k: int, *, tta: bool | None = None) -> list:
+    """Strip every unlabeled image with ``bundle``, score and rank the masks; the ``top_k`` best are selected."""
+    from singlestrip_bids.training.self_training import predict_pseudo_labels, rank_pseudo_labels
+
+    settings = run.settings
+    labels = predict_pseudo_labels(run.unlabeled, bundle, run.work_dir / f"round-{round_number}",
+                                   device=run.device, tta=settings.ranking == "tta" if tta is None else tta,
+                                   seed=run.seed)
+    return rank_pseudo_labels(labels, settings.ranking, top_k, seed=run.seed)
+
+
+def self_training_round(run: GroupRun, bundle, one_shot: OneShot, selected, round_number: int, qc_ae, *,
+                        folder: Path | None = None, from_scratch: bool | None = None, name: str | None = None):
+    """Fine-tune ``bundle`` (or retrain with SL-1's budget) on the labeled example plus the ``selected``
+    pseudo-labels.
+
+    Saved to ``folder`` (default ``models/round-N``); returns ``(bundle path, synthesis sources)``.
+    """
+    import numpy as np
+
+    from singlestrip_bids.model.bundle import save_bundle
+    from singlestrip_bids.training.self_training import fine_tune
+
+    settings, key = run.settings, f"round-{round_number}"
+    from_scratch = settings.from_scratch if from_scratch is None else from_scratch
+    config = run.config if from_scratch else run.ssl_config
+    LOG.info("round %d: %s on the labeled example + %d pseudo-labels: %s", round_number,
+             "retraining" if from_scratch else "fine-tuning", len(selected),
+             ", ".join(label.bids_name for label in selected))
+    unet, losses, sources, gmm = fine_tune(bundle, one_shot.source, selected, config, from_scratch=from_scratch,
+                                           device=run.device, checkpoint=run.work_dir / f"{key}.ckpt",
+                                           resume=settings.resume, seed=run.seed + round_number)
+    run.losses[key] = losses
+    extra = {
+        "training": {**config.to_dict(), "kind": "ssl", "round": round_number, "ranking": settings.ranking,
+                     "top_k": len(selected), "from_scratch": from_scratch, "labeled": _name(run.labeled_image),
+                     "pseudo_labels": [label.bids_name for label in selected],
+                     "final_loss": float(np.mean(losses[-50:])) if losses else None},
+        "gmm": gmm,
+        **({"sizing": run.sizing} if run.sizing else {}),
+    }
+    path = save_bundle(folder or run.models / key, name=name or f"ssl{round_number}", unet=unet,
+                       voxel_size=run.config.voxel_size, head_margin_mm=run.config.head_margin_mm, qc_ae=qc_ae,
+                       extra=extra)
+    return path, sources
+
+
+def write_group_outputs(run: GroupRun, bundle, rows, ranked, sources, qc_ae) -> Path:
+    """``models/final``, ``models/losses.json``, the group tables, reports and figures; returns the final bundle."""
+    from singlestrip_bids.io.derivatives import atomic_write_json
+    from singlestrip_bids.qc.score import qc_threshold
+    from singlestrip_bids.report.group import write_group_report, write_synthesis_figure
+
+    final = _copy_bundle(bundle, run.models / "final")
+    atomic_write_json(run.losses, run.models / "losses.json")
+    synthesis_png = write_synthesis_figure(sources, run.config, run.output_dir / "figures" / "group_synthesis.png",
+                                           seed=run.seed)
+    for suffix in sorted({_suffix(_name(path)) for path in [run.labeled_image, *run.unlabeled]}):
+        suffix_rows = [row for row in rows if _suffix(row["bids_name"]) == suffix]
+        table = write_tsv(suffix_rows, run.output_dir / f"group_{suffix}.tsv")
+        suffix_ranked = [label for label in ranked if _suffix(label.bids_name) == suffix]
+        write_group_report(run.output_dir, suffix, suffix_rows, suffix_ranked, run.losses, synthesis_png, table,
+                           qc_threshold(qc_ae))
+    LOG.info("final model: %s", final)
+    return final
 
 
 def run_group_level(labeled_image, labeled_mask, images, output_dir, work_dir,
-                    settings: GroupSettings = GroupSettings()) -> dict:
-    """Train, self-train and report; returns ``{"final": bundle path, "rows": table rows, "losses": ...}``.
+                    settings: GroupSettings = GroupSettings()) -> Path:
+    """Train, self-train and report; returns the final bundle's path (``models/final``).
 
     ``labeled_image``/``labeled_mask``: the labeled example (checked by ``io.bids.check_labeled_mask``);
     ``images``: the selected images (the labeled one is left out of self-training).
     """
-    from singlestrip_bids.io.conform import conform
-    from singlestrip_bids.io.derivatives import atomic_write_json
-    from singlestrip_bids.io.nifti import load_image
-    from singlestrip_bids.model.device import resolve_device
-    from singlestrip_bids.qc.autoencoder import train_autoencoder
-    from singlestrip_bids.qc.score import qc_threshold
-    from singlestrip_bids.report.group import write_group_report, write_synthesis_figure
-    from singlestrip_bids.training.sl1 import train_sl1
-    from singlestrip_bids.training.ssl import bids_name, fine_tune
-
-    output_dir, work_dir = Path(output_dir).absolute(), Path(work_dir).absolute() / "singlestrip_group"
-    models = output_dir / "models"
-    config, seed = settings.training, settings.training.seed
-    device = resolve_device(settings.device)
-    image_img, mask_img = load_image(labeled_image), load_image(labeled_mask)
-    unlabeled = [Path(path) for path in images if Path(path).resolve() != Path(labeled_image).resolve()]
-    top_k = min(settings.top_k, MAX_TOP_K, len(unlabeled))
-
-    LOG.info("training the %s QC autoencoder on the labeled mask (%d steps)", settings.qc_ae, settings.ae_steps)
-    mask_working = conform(mask_img, config.voxel_size, config.unet.multiple).data >= 0.5
-    losses = {"qc_ae": []}
-    qc_ae, _ = train_autoencoder(mask_working, kind=settings.qc_ae, steps=settings.ae_steps, seed=seed,
-                                 device=device, voxel_size=config.voxel_size, architecture=settings.ae_architecture,
-                                 on_step=lambda step, loss: losses["qc_ae"].append(round(loss, 5)))
-
-    LOG.info("SL-1: training the U-Net on synthesis from %s (%d steps)", bids_name(labeled_image), config.steps)
-    bundle_path, losses["round-0"], labeled_source = train_sl1(
-        image_img, mask_img, models / "round-0", config, device=device, checkpoint=work_dir / "round-0.ckpt",
-        resume=settings.resume, name="sl1", labeled=bids_name(labeled_image), qc_ae=qc_ae)
-
-    rows, ranked, sources = [], [], [labeled_source]
-    for round_number in range(1, settings.rounds + 1) if unlabeled else ():
-        ranked = _score_and_rank(unlabeled, bundle_path, work_dir / f"round-{round_number}", settings, top_k)
-        rows += [_row(label, round_number) for label in ranked]
+    run = start_group_run(labeled_image, labeled_mask, images, output_dir, work_dir, settings)
+    qc_ae = train_qc_network(run)
+    one_shot = train_one_shot(run, qc_ae)
+    bundle, rows, ranked, sources = one_shot.bundle, [], [], [one_shot.source]
+    top_k = min(settings.top_k, MAX_TOP_K, len(run.unlabeled))
+    for round_number in range(1, settings.rounds + 1) if run.unlabeled else ():
+        ranked = score_and_rank(run, bundle, round_number, top_k)
+        round_rows = [_row(label, round_number) for label in ranked]
+        rows += round_rows
         selected = [label for label in ranked if label.selected]
-        LOG.info("round %d: fine-tuning on the labeled example + %d pseudo-labels: %s", round_number,
-                 len(selected), ", ".join(label.bids_name for label in selected))
-        round_seed = seed + round_number
-        unet, losses[f"round-{round_number}"], sources, gmm = fine_tune(
-            bundle_path, labeled_source, selected, config, from_scratch=settings.from_scratch, device=device,
-            checkpoint=work_dir / f"round-{round_number}.ckpt", resume=settings.resume, seed=round_seed)
-        bundle_path = _save_round(models / f"round-{round_number}", unet, qc_ae, config, settings, round_number,
-                                  selected, gmm, losses[f"round-{round_number}"], labeled_image)
-        _write_tsv([_row(label, round_number) for label in ranked], bundle_path / "ranking.tsv")
-    if settings.rounds == 0 and unlabeled:  # no self-training: still score the one-shot model's masks
-        ranked = _score_and_rank(unlabeled, bundle_path, work_dir / "round-0", settings, 0)
+        bundle, sources = self_training_round(run, bundle, one_shot, selected, round_number, qc_ae)
+        write_tsv(round_rows, bundle / "ranking.tsv")
+    if settings.rounds == 0 and run.unlabeled:  # no self-training: still score the one-shot model's masks
+        ranked = score_and_rank(run, bundle, 0, 0)
         rows = [_row(label, 0) for label in ranked]
-
-    final = _copy_bundle(bundle_path, models / "final")
-    atomic_write_json(losses, models / "losses.json")
-    synthesis_png = write_synthesis_figure(sources, config, output_dir / "figures" / "group_synthesis.png", seed=seed)
-    for suffix in sorted({_suffix(bids_name(path)) for path in images}):
-        suffix_rows = [row for row in rows if _suffix(row["bids_name"]) == suffix]
-        table = _write_tsv(suffix_rows, output_dir / f"group_{suffix}.tsv")
-        suffix_ranked = [label for label in ranked if _suffix(label.bids_name) == suffix]
-        write_group_report(output_dir, suffix, suffix_rows, suffix_ranked, losses, synthesis_png, table,
-                           qc_threshold(qc_ae))
-    LOG.info("final model: %s", final)
-    return {"final": final, "rows": rows, "losses": losses}
+    return write_group_outputs(run, bundle, rows, ranked, sources, qc_ae)
 
 
-def _score_and_rank(images, bundle_path, folder, settings: GroupSettings, top_k: int):
-    from singlestrip_bids.training.ssl import predict_pseudo_labels, rank_pseudo_labels
+def _name(path) -> str:
+    from singlestrip_bids.training.self_training import bids_name
 
-    labels = predict_pseudo_labels(images, bundle_path, folder, device=settings.device,
-                                   tta=settings.ranking == "tta", seed=settings.training.seed)
-    return rank_pseudo_labels(labels, settings.ranking, top_k, seed=settings.training.seed)
+    return bids_name(path)
 
 
 def _row(label, round_number: int) -> dict:
@@ -124,23 +269,6 @@ def _row(label, round_number: int) -> dict:
 
 def _suffix(name: str) -> str:
     return name.rsplit("_", 1)[-1]
-
-
-def _save_round(path, unet, qc_ae, config, settings, round_number, selected, gmm, losses, labeled_image):
-    import numpy as np
-
-    from singlestrip_bids.model.bundle import save_bundle
-    from singlestrip_bids.training.ssl import bids_name
-
-    extra = {
-        "training": {**config.to_dict(), "kind": "ssl", "round": round_number, "ranking": settings.ranking,
-                     "top_k": len(selected), "from_scratch": settings.from_scratch,
-                     "labeled": bids_name(labeled_image), "pseudo_labels": [label.bids_name for label in selected],
-                     "final_loss": float(np.mean(losses[-50:])) if losses else None},
-        "gmm": gmm,
-    }
-    return save_bundle(path, name=f"ssl{round_number}", unet=unet, voxel_size=config.voxel_size,
-                       head_margin_mm=config.head_margin_mm, qc_ae=qc_ae, extra=extra)
 
 
 def _copy_bundle(source: Path, target: Path) -> Path:
@@ -156,7 +284,7 @@ def _copy_bundle(source: Path, target: Path) -> Path:
     return target
 
 
-def _write_tsv(rows, path) -> Path:
+def write_tsv(rows, path) -> Path:
     """Rows (dicts with the same keys, ``bids_name`` first) as a tab-separated table, written atomically."""
     from singlestrip_bids.io.derivatives import atomic_write_bytes
 
@@ -164,4 +292,3 @@ def _write_tsv(rows, path) -> Path:
     lines = ["\t".join(columns)] + ["\t".join("n/a" if row.get(c) is None else str(row[c]) for c in columns)
                                     for row in rows]
     return atomic_write_bytes(("\n".join(lines) + "\n").encode(), path)
-

@@ -1,4 +1,4 @@
-"""A short training loop made of hooks: step, log, validate, checkpoint, resume."""
+"""One training loop for every network (U-Net, QC autoencoder), made of hooks: step, log, checkpoint, resume."""
 
 import json
 import logging
@@ -22,7 +22,7 @@ class Hook:
 
 
 class ProgressHook(Hook):
-    """Log step count, steps/s and mean loss every ``every`` steps."""
+    """Log step count, mean loss, steps/s and the time left every ``every`` steps."""
 
     def __init__(self, every: int = 10):
         self.every, self.losses, self.start = every, [], time.perf_counter()
@@ -31,7 +31,9 @@ class ProgressHook(Hook):
         self.losses.append(loss)
         if step % self.every == 0 or step == trainer.steps:
             rate = len(self.losses) / max(time.perf_counter() - self.start, 1e-9)
-            LOG.info("step %d/%d  loss %.4f  %.2f steps/s", step, trainer.steps, float(np.mean(self.losses)), rate)
+            left = (trainer.steps - step) / rate
+            LOG.info("step %d/%d  loss %.4f  %.2f steps/s  ETA %d:%02d", step, trainer.steps,
+                     float(np.mean(self.losses)), rate, left // 60, left % 60)
             self.losses, self.start = [], time.perf_counter()
 
 
@@ -56,30 +58,43 @@ class CheckpointHook(Hook):
             trainer.save_checkpoint(self.path, step)
 
 
-class Trainer:
-    """Fit ``model`` to pairs from ``batch_fn(batch_size) -> (images, masks)`` with soft Dice.
+def dice_on_logits(outputs, targets):
+    """The U-Net's loss: soft Dice of sigmoid(logits) against the target masks."""
+    return soft_dice_loss(torch.sigmoid(outputs.float()), targets)
 
-    ``rng_state``/``set_rng_state`` callables let the data stream be resumed exactly.
+
+class Trainer:
+    """Fit ``model`` to pairs from ``batch_fn(batch_size) -> (inputs, targets)`` with Adam.
+
+    ``loss(outputs, targets)`` (default :func:`dice_on_logits`) and ``weight_decay`` are the parts a
+    network overrides. ``rng_state``/``set_rng_state`` callables let the data stream be resumed exactly; ``precision``
+    (``model.device.autocast_dtype``): the forward pass in bf16 where the device computes it natively.
     """
 
     def __init__(self, model, batch_fn, *, steps: int, batch_size: int = 1, lr: float = 3e-4,
-                 device="cpu", hooks=(), rng_state=None, set_rng_state=None):
+                 device="cpu", hooks=(), rng_state=None, set_rng_state=None, precision: str = "auto",
+                 loss=dice_on_logits, weight_decay: float = 0.0):
+        from singlestrip_bids.model.device import autocast_dtype
+
         self.model = model.to(device)
         self.batch_fn, self.steps, self.batch_size = batch_fn, steps, batch_size
         self.device = torch.device(device)
         self.lr = lr
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.loss = loss
         self.hooks = list(hooks)
         self.rng_state, self.set_rng_state = rng_state, set_rng_state
         self.start_step = 0
+        self.autocast = autocast_dtype(self.device, precision)
 
     def step(self) -> float:
-        images, masks = self.batch_fn(self.batch_size)
-        images, masks = images.to(self.device), masks.to(self.device)
+        inputs, targets = self.batch_fn(self.batch_size)
+        inputs, targets = inputs.to(self.device), targets.to(self.device)  # no copy when already there
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            logits = self.model(images)
-        loss = soft_dice_loss(torch.sigmoid(logits.float()), masks)
+        with torch.autocast(device_type=self.device.type, dtype=self.autocast or torch.float32,
+                            enabled=self.autocast is not None):
+            outputs = self.model(inputs)
+        loss = self.loss(outputs.float(), targets)
         loss.backward()
         self.optimizer.step()
         return float(loss.detach())

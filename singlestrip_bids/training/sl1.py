@@ -28,6 +28,7 @@ class TrainingConfig:
     seed: int = 0
     checkpoint_every: int = 100
     log_every: int = 10
+    precision: str = "auto"  #: forward pass in bf16 where the device computes it natively (model.device)
     unet: UNetConfig = field(default_factory=lambda: UNetConfig(base_features=16, max_features=64, norm="instance"))
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
 
@@ -48,11 +49,11 @@ def prepare_source(image_img, mask_img, config: TrainingConfig, seed: int):
 
     Returns ``(labels uint8 (X, Y, Z), mask bool (X, Y, Z), gmm summary dict)``.
     """
-    from singlestrip_bids.io.conform import conform
+    from singlestrip_bids.io.conform import conform, conform_mask
     from singlestrip_bids.synthesis.gmm import fit_class_map
 
     image = conform(image_img, config.voxel_size, config.unet.multiple)
-    mask = conform(mask_img, config.voxel_size, config.unet.multiple).data >= 0.5
+    mask = conform_mask(mask_img, config.voxel_size, config.unet.multiple)
     labels, summary = fit_class_map(image.data, mask, n_brain=config.n_brain_classes,
                                     n_head=config.n_head_classes, seed=seed)
     return labels, mask, summary
@@ -79,7 +80,8 @@ def train_unet(unet, sources, config: TrainingConfig, *, device, checkpoint: Pat
 
     trainer = Trainer(unet, lambda n: synth.batch(n)[:2], steps=config.steps, batch_size=config.batch_size,
                       lr=config.learning_rate, device=device, hooks=hooks,
-                      rng_state=lambda: synth.rng.bit_generator.state, set_rng_state=set_state)
+                      rng_state=lambda: synth.rng.bit_generator.state, set_rng_state=set_state,
+                      precision=config.precision)
     if resume and checkpoint is not None and Path(checkpoint).is_file():
         trainer.load_checkpoint(Path(checkpoint))
     trainer.run()
@@ -87,19 +89,37 @@ def train_unet(unet, sources, config: TrainingConfig, *, device, checkpoint: Pat
     return history.losses
 
 
+def initial_unet(config: TrainingConfig, init="scratch"):
+    """The U-Net one-shot training starts from: random weights (``"scratch"``), the shipped model
+    (``"default"``) or the weights of any bundle folder; UserError if that bundle's architecture is
+    not ``config.unet``. Returns ``(unet, description)``; the description goes into the bundle."""
+    from singlestrip_bids.errors import UserError
+    from singlestrip_bids.model.bundle import default_bundle_path, load_bundle, read_bundle_config
+    from singlestrip_bids.model.unet import UNet
+
+    if str(init) == "scratch":
+        return UNet(config.unet), "scratch"
+    path = default_bundle_path() if str(init) == "default" else Path(init)
+    found = read_bundle_config(path).get("unet", {}).get("config")
+    if found != config.unet.to_dict():
+        raise UserError(f"--init {init}: its U-Net ({found}) is not the one trained here ({config.unet.to_dict()})")
+    bundle = load_bundle(path)
+    return bundle.unet, "default" if str(init) == "default" else bundle.model_id
+
+
 def train_sl1(image_img, mask_img, bundle_path, config: TrainingConfig = TrainingConfig(), *,
               device="auto", checkpoint: Path | None = None, resume: bool = False, name: str = "sl1",
-              labeled: str = "", qc_ae=None):
+              labeled: str = "", qc_ae=None, init="scratch", extra: dict | None = None):
     """Train SL-1 from one labeled image and write a bundle; returns ``(bundle_path, losses, source)``.
 
-    ``labeled`` names the labeled example in the bundle's provenance; ``source`` is the
+    ``labeled`` names the labeled example in the bundle's provenance; ``init`` is where the U-Net
+    starts (:func:`initial_unet`); ``extra`` adds provenance (e.g. the sizing); ``source`` is the
     ``(labels, mask, gmm summary)`` of the working grid, reused by self-training.
     """
     import torch
 
     from singlestrip_bids.model.bundle import save_bundle
     from singlestrip_bids.model.device import resolve_device
-    from singlestrip_bids.model.unet import UNet
 
     device = resolve_device(device) if isinstance(device, str) else device
     torch.manual_seed(config.seed)
@@ -108,13 +128,15 @@ def train_sl1(image_img, mask_img, bundle_path, config: TrainingConfig = Trainin
     labels, mask, gmm = prepare_source(image_img, mask_img, config, config.seed)
     LOG.info("GMM class map: %d classes, brain %.0f mL on the working grid",
              int(labels.max()) + 1, mask.sum() * config.voxel_size**3 / 1000)
-    unet = UNet(config.unet)
+    unet, started_from = initial_unet(config, init)
     losses = train_unet(unet, [(labels, mask, gmm)], config, device=device, checkpoint=checkpoint, resume=resume)
     extra = {
-        "training": {**config.to_dict(), "kind": "sl1", "labeled": labeled, "device": str(device),
+        "training": {**config.to_dict(), "kind": "sl1", "labeled": labeled, "init": started_from,
+                     "device": str(device),
                      "seconds": round(time.perf_counter() - start, 1),
                      "final_loss": float(np.mean(losses[-50:])) if losses else None},
         "gmm": [gmm],
+        **(extra or {}),
     }
     save_bundle(bundle_path, name=name, unet=unet, voxel_size=config.voxel_size,
                 head_margin_mm=config.head_margin_mm, qc_ae=qc_ae, extra=extra)

@@ -1,4 +1,4 @@
-"""Self-training (SSL-AE, METHOD.md §6): predict, score and rank pseudo-labels, fine-tune on the top k.
+"""Self-training (SSL-AE, the method's step 4): predict, score and rank pseudo-labels, fine-tune on the top k.
 
 One round: the current model strips every unlabeled image (the masks the participant level would
 write), each mask gets its AE-QC score (and its TTA agreement when ranking by TTA), the k best are
@@ -70,21 +70,22 @@ def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=Fal
     return labels
 
 
-def rank_pseudo_labels(labels, ranking: str, top_k: int, seed: int = 0) -> list[PseudoLabel]:
+def rank_pseudo_labels(labels, ranking, top_k: int, seed: int = 0) -> list[PseudoLabel]:
     """Order ``labels`` best first by ``ranking`` and mark the first ``top_k`` as selected.
 
-    ``ae``/``tta``: by decreasing score (ties by name); ``none``: a random order drawn from ``seed``.
-    Empty masks teach nothing: they are ranked last and never selected. ``top_k`` larger than the
-    number of usable masks keeps them all. Returns the ranked list.
+    ``ranking``: ``"ae"``/``"tta"`` (by decreasing score), ``"none"`` (a random order drawn from
+    ``seed``) or a callable ``label -> score`` (e.g. the true Dice, for the upper bound); ties by
+    name. Empty masks teach nothing: they are ranked last and never selected. ``top_k`` larger
+    than the number of usable masks keeps them all. Returns the ranked list.
     """
-    if ranking not in RANKINGS:
+    if not callable(ranking) and ranking not in RANKINGS:
         raise ValueError(f"unknown ranking {ranking!r} (use {', '.join(RANKINGS)})")
     by_name = sorted(labels, key=lambda label: label.bids_name)
     if ranking == "none":
         ranked = [by_name[i] for i in np.random.default_rng(seed).permutation(len(by_name))]
     else:
-        key = "ae_dice" if ranking == "ae" else "tta_dice"
-        ranked = sorted(by_name, key=lambda label: -getattr(label, key))
+        score = ranking if callable(ranking) else (lambda label: getattr(label, f"{ranking}_dice"))
+        ranked = sorted(by_name, key=lambda label: -score(label))
     ranked = [label for label in ranked if label.brain_volume_ml > 0] + [
         label for label in ranked if label.brain_volume_ml <= 0]
     for position, label in enumerate(ranked):

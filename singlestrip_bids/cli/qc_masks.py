@@ -1,0 +1,53 @@
+"""``--qc-masks DERIV_DIR``: score the brain masks of another derivatives dataset, predict nothing.
+
+Each selected image's mask is looked up in ``DERIV_DIR`` under the name this package gives its own
+masks (``sub-01/anat/sub-01_desc-brain_mask.nii.gz``, the fMRIPrep/sMRIPrep name; non-T1w images add
+``space-<suffix>``). Its AE-QC score goes into the image's QC JSON in ``output_dir``. A missing mask
+or one on another voxel grid than its image is recorded as an ``error`` in that QC JSON and logged;
+the other images are still scored.
+"""
+
+import logging
+from pathlib import Path
+
+LOGGER = logging.getLogger("singlestrip_bids")
+
+
+def run_qc_masks(args) -> int:
+    """Write a QC JSON for every selected image from its mask in ``args.qc_masks``; returns 0."""
+    from singlestrip_bids.cli.participant import select_images
+    from singlestrip_bids.errors import UserError
+    from singlestrip_bids.io.bids import bids_metadata
+    from singlestrip_bids.io.derivatives import atomic_write_json, image_outputs, write_dataset_description
+    from singlestrip_bids.io.outputs import qc_document
+    from singlestrip_bids.model.bundle import load_bundle, resolve_bundle_path
+    from singlestrip_bids.qc.external import score_external_mask
+
+    deriv_dir = Path(args.qc_masks)
+    if not deriv_dir.is_dir():
+        raise UserError(f"--qc-masks {deriv_dir} is not a directory")
+    bundle_path = resolve_bundle_path(args.model, args.output_dir)
+    bundle = load_bundle(bundle_path)
+    if bundle.qc_ae is None:
+        raise UserError(f"model bundle {bundle_path} has no QC autoencoder to score masks with")
+    images = select_images(args)
+    meta = bids_metadata(args.bids_dir, images)
+    write_dataset_description(args.output_dir, args.bids_dir)
+    settings = {"qc_masks": str(deriv_dir), "model": str(bundle_path)}
+    failed = 0
+    for image in images:
+        mask_path = image_outputs(image, args.bids_dir, deriv_dir).mask
+        stats = score_external_mask(image, mask_path, bundle)
+        stats["mask_source"] = str(mask_path)
+        if "error" in stats:
+            failed += 1
+            LOGGER.warning("%s: not scored: %s", image.name, stats["error"])
+        else:
+            LOGGER.info("%s: AE-QC %.3f (%s)", image.name, stats["ae_dice"], "pass" if stats["qc_pass"] else "flagged")
+        outputs = image_outputs(image, args.bids_dir, args.output_dir)
+        stats["model_id"] = bundle.model_id
+        document = qc_document(outputs, steps={"qc": stats}, bids_meta=meta.get(str(image)), settings=settings)
+        atomic_write_json(document, outputs.qc_json)
+    print(f"QC of {len(images) - failed} external mask(s) written to {args.output_dir}"
+          + (f"; {failed} image(s) could not be scored (see their QC JSON)" if failed else ""))
+    return 0

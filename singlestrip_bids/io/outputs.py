@@ -1,0 +1,63 @@
+"""One image's derivatives as the participant level writes them: mask, brain image, figure, sidecars, QC JSON."""
+
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from singlestrip_bids import __version__
+
+# Step statistics that describe how a result was made rather than the mask itself.
+PROVENANCE_KEYS = ("seconds", "device", "model_id")
+VERSIONED_PACKAGES = ("numpy", "scipy", "nibabel", "torch", "nipype", "pybids")
+
+
+def write_image_derivatives(source_file, bids_dir, output_dir, *, mask_file, brain_file, figure_file, steps,
+                            bids_meta=None, settings=None):
+    """Copy one image's mask, brain image and figure to their derivative names; write sidecars and QC JSON.
+
+    ``steps`` maps step name → its statistics (``inference.strip`` and ``qc.score`` results).
+    Every file is written atomically. Returns the ``io.derivatives.ImageOutputs``.
+    """
+    from singlestrip_bids.io.derivatives import atomic_write_bytes, atomic_write_json, image_outputs
+
+    outputs = image_outputs(source_file, bids_dir, output_dir)
+    for produced, target in ((mask_file, outputs.mask), (brain_file, outputs.brain), (figure_file, outputs.figure)):
+        atomic_write_bytes(Path(produced).read_bytes(), target)
+    atomic_write_json(outputs.mask_metadata(), outputs.mask_json)
+    atomic_write_json(outputs.brain_metadata(), outputs.brain_json)
+    atomic_write_json(qc_document(outputs, steps=steps, bids_meta=bids_meta, settings=settings), outputs.qc_json)
+    return outputs
+
+
+def qc_document(outputs, *, steps, bids_meta=None, settings=None) -> dict:
+    """The per-image QC JSON (MRIQC-like): measures at the top, ``bids_meta`` and ``provenance``.
+
+    ``outputs``: the image's ``io.derivatives.ImageOutputs``; ``steps``: step name → statistics
+    dict. Measures are every statistic except ``PROVENANCE_KEYS`` (e.g. ``brain_volume_ml``,
+    ``n_components_removed``, ``nonfinite_voxels``, ``ae_dice``, ``qc_pass``, ``qc_threshold``);
+    ``seconds_per_volume`` is the sum of the steps' seconds.
+    """
+    measures = {key: value for stats in steps.values() for key, value in stats.items() if key not in PROVENANCE_KEYS}
+    made_by = {key: stats[key] for stats in steps.values() for key in ("device", "model_id") if key in stats}
+    return {
+        **measures,
+        "bids_name": Path(outputs.source_uri).name.split(".")[0],
+        "seconds_per_volume": sum(stats.get("seconds", 0.0) for stats in steps.values()),
+        "bids_meta": bids_meta or {},
+        "provenance": {
+            "software": "singlestrip_bids",
+            "version": __version__,
+            "source": outputs.source_uri,
+            **made_by,
+            "settings": settings or {},
+            "timings_s": {name: stats["seconds"] for name, stats in steps.items() if "seconds" in stats},
+            "versions": {"python": platform.python_version(), **{name: _version(name) for name in VERSIONED_PACKAGES}},
+        },
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

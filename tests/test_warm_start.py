@@ -1,0 +1,63 @@
+"""--init: where one-shot training starts, and a tiny group run on real mouse EPI (auto sizes, warm start)."""
+
+import json
+
+import pytest
+import torch
+
+from helpers_bids import DATA_DIR, data_available
+from singlestrip_bids.errors import UserError
+from singlestrip_bids.model.unet import UNetConfig
+from singlestrip_bids.training.sl1 import TrainingConfig, initial_unet
+
+pytestmark = pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
+MOUSE = DATA_DIR / "mouse_epi_sidneyp"
+
+
+def test_default_init_is_the_shipped_models_weights_and_scratch_is_not():
+    from singlestrip_bids.model.bundle import default_bundle_path, load_bundle
+
+    shipped = load_bundle(default_bundle_path()).unet.state_dict()
+    unet, description = initial_unet(TrainingConfig(), "default")
+    assert description == "default"
+    assert all(torch.equal(value, shipped[key]) for key, value in unet.state_dict().items())
+    torch.manual_seed(0)
+    scratch, description = initial_unet(TrainingConfig(), "scratch")
+    assert description == "scratch"
+    assert not torch.equal(scratch.state_dict()["head.weight"], shipped["head.weight"])
+
+
+def test_init_from_a_bundle_with_another_unet_is_one_line():
+    from singlestrip_bids.model.bundle import default_bundle_path
+
+    small = TrainingConfig(unet=UNetConfig(levels=3, base_features=4, max_features=8))
+    with pytest.raises(UserError, match="is not the one trained here") as error:
+        initial_unet(small, default_bundle_path())
+    assert "\n" not in str(error.value)
+
+
+def test_group_level_on_three_mice_sizes_itself_and_warm_starts(tmp_path, capsys):
+    """sub-01 ses-1 labeled; sub-02 and sub-03 ses-1 self-train; a few steps of everything."""
+    from singlestrip_bids.cli.run import main
+    from singlestrip_bids.model.bundle import load_bundle
+
+    filters = tmp_path / "filters.json"
+    filters.write_text(json.dumps({"t2starw": {"session": "1"}}))
+    out = tmp_path / "out"
+    code = main([str(MOUSE), str(out), "group", "--labeled-subject", "01", "--participant-label", "01", "02", "03",
+                 "--suffix", "T2starw", "--bids-filter-file", str(filters), "--skip-bids-validation",
+                 "--train-steps", "2", "--ssl-steps", "2", "--qc-ae-steps", "2", "--top-k", "1",
+                 "--device", "cpu", "-w", str(tmp_path / "work")])
+    assert code == 0, capsys.readouterr().err
+    sl1 = load_bundle(out / "models" / "round-0")
+    assert sl1.voxel_size == 2.8 and sl1.config["head_margin_mm"] == pytest.approx(33.6)
+    assert sl1.config["training"]["init"] == "default"
+    assert sl1.config["training"]["synthesis"]["patch_sizes"] == [64, 80, 96]
+    assert sl1.config["sizing"]["brain_extent_mm"] == 170.0
+    assert sl1.qc_ae.config["spacing_mm"] == 2.8 and sl1.qc_ae.config["augmentation"]["shift_mm"] == pytest.approx(
+        28 / 3, abs=1e-3)
+    final = load_bundle(out / "models" / "final")
+    assert final.voxel_size == 2.8 and final.config["training"]["steps"] == 2
+    rows = (out / "group_T2starw.tsv").read_text().splitlines()
+    assert [row.split("\t")[0] for row in rows[1:]] and all("sub-01" not in row for row in rows[1:])
+    assert len(rows) == 3  # header + sub-02, sub-03
