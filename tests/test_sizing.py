@@ -56,6 +56,8 @@ def test_explicit_voxel_size_wins_and_the_rest_follows():
     assert sizing.voxel_size == 6.0
     assert sizing.patch_sizes == (32, 48, 64)  # 182 mm = 30.3 voxels; the 256 mm view is 43 voxels
     assert (sizing.translation, sizing.head_margin_mm) == (15.0, 36.0)
+    coarse = derive_sizing(nib.load(DATA_DIR / ADULT), voxel_size=12.0)  # brain 15 voxels across
+    assert coarse.patch_sizes[0] == 32  # the 5-level U-Net's coarsest level keeps 2 voxels a side
 
 
 def test_voxel_never_finer_than_the_image_and_empty_mask_refused():

@@ -74,7 +74,8 @@ def derive_sizing(mask_img, *, voxel_size: float | None = None, multiple: int = 
     if voxel_size is None:
         voxel_size = max(finest, float(f"{brain_mm / BRAIN_VOXELS:.2g}"))
     brain_voxels = brain_mm / voxel_size
-    smallest = _round_up(brain_voxels, multiple)
+    # The U-Net's coarsest level needs 2 voxels a side (instance norm over more than one value).
+    smallest = max(_round_up(brain_voxels, multiple), 2 * multiple)
     largest = min(smallest + multiple * (PATCH_SIZES - 1), _round_up(fov_mm / voxel_size, multiple) + multiple)
     patches = tuple(range(smallest, max(smallest, largest) + 1, multiple))
     return Sizing(voxel_size=float(voxel_size), patch_sizes=patches, translation=float(round(brain_voxels / 2)),
