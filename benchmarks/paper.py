@@ -51,11 +51,10 @@ MODELS = list(PAPER)
 
 def group_settings(args):
     """The group level's settings for a fold: the package defaults, the benchmark's options aside."""
-    from singlestrip_bids.training.group import GroupSettings
+    from singlestrip_bids.training.group import GroupSettings, one_shot_steps
     from singlestrip_bids.training.sl1 import TrainingConfig
 
-    training = TrainingConfig(seed=args.seed)
-    training = replace(training, steps=args.steps or training.steps)
+    training = TrainingConfig(seed=args.seed, steps=args.steps or one_shot_steps(args.init))
     return GroupSettings(training=training, ae_steps=args.ae_steps, top_k=args.top_k, device=args.device,
                          init=str(args.init), ssl_steps=args.ssl_steps, ssl_learning_rate=args.ssl_lr)
 
@@ -249,7 +248,8 @@ def parse_args(argv=None):
                              "no SSL-T scratch")
     parser.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     parser.add_argument("--top-k", type=int, default=3, help="pseudo-labels kept per self-training (paper: 10 of 58)")
-    parser.add_argument("--steps", type=int, default=None, help="SL-1 training steps")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="SL-1 training steps (default: the group level's for --init)")
     parser.add_argument("--ssl-steps", type=int, default=None, help="self-training steps (default: --steps; quick 150)")
     parser.add_argument("--ssl-lr", type=float, default=None, help="self-training learning rate (default: SL-1's)")
     parser.add_argument("--init", default=None,

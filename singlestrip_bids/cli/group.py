@@ -19,7 +19,7 @@ def run_group(args) -> int:
                                           load_bids_filters)
     from singlestrip_bids.io.derivatives import write_dataset_description
     from singlestrip_bids.io.nifti import load_image
-    from singlestrip_bids.training.group import SSL_STEPS, WARM_START_STEPS, GroupSettings, run_group_level
+    from singlestrip_bids.training.group import SSL_STEPS, GroupSettings, one_shot_steps, run_group_level
     from singlestrip_bids.training.sl1 import TrainingConfig
 
     if not args.labeled_subject:
@@ -35,8 +35,7 @@ def run_group(args) -> int:
         labeled_image, labeled_mask = find_labeled_mask(args.bids_dir, args.labeled_subject, suffix, filters)
     check_labeled_mask(load_image(labeled_image), load_image(labeled_mask))
     training = TrainingConfig(seed=args.random_seed)
-    default_steps = training.steps if str(args.init) == "scratch" else WARM_START_STEPS
-    overrides = {"steps": args.train_steps or default_steps, "batch_size": args.batch_size}
+    overrides = {"steps": args.train_steps or one_shot_steps(args.init), "batch_size": args.batch_size}
     training = replace(training, **{key: value for key, value in overrides.items() if value is not None})
     voxel_size = None if args.working_voxel_size == "auto" else args.working_voxel_size
     settings = GroupSettings(training=training, qc_ae=args.qc_ae, top_k=args.top_k, rounds=args.ssl_rounds,

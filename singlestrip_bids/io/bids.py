@@ -177,10 +177,8 @@ def image_of_mask(images, mask_path) -> Path:
 
     if len(images) == 1:
         return Path(images[0])
-    wanted = parse_file_entities(str(mask_path))
-    matching = [image for image in images
-                if {key: value for key, value in parse_file_entities(str(image)).items() if key in _IDENTIFYING}
-                == {key: value for key, value in wanted.items() if key in _IDENTIFYING}]
+    wanted = _identifying(parse_file_entities(str(mask_path)))
+    matching = [image for image in images if _identifying(parse_file_entities(str(image))) == wanted]
     if len(matching) == 1:
         return Path(matching[0])
     names = ", ".join(Path(image).name for image in images)
@@ -195,11 +193,14 @@ def _in_space_of(mask, suffix: str) -> bool:
         return space == suffix or (suffix == "T1w" and space in ("orig", "T1w"))
     stem = Path(mask.path).name.split("_desc-")[0]
     named = stem.rsplit("_", 1)[-1]  # BIDS 1.2 masks carry the image's suffix: sub-01_run-1_T2w_desc-brain_mask
-    return named == suffix or "-" in named
+    return named == suffix or "-" in named  # "ses-1": an entity, so the name carries no suffix
 
 
 def _identity(bids_file) -> dict:
-    entities = bids_file.get_entities()
+    return _identifying(bids_file.get_entities())
+
+
+def _identifying(entities: dict) -> dict:
     return {key: entities[key] for key in _IDENTIFYING if key in entities}
 
 

@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from singlestrip_bids.training.self_training import bids_name
 from singlestrip_bids.training.sl1 import TrainingConfig
 
 LOG = logging.getLogger(__name__)
@@ -27,6 +28,11 @@ MAX_TOP_K = 100  #: cap on --top-k: each kept image is one more synthesis source
 #: the shipped model against 0.728 from scratch; docs/benchmarks.md); from scratch: TrainingConfig's 3000
 WARM_START_STEPS = 500
 SSL_STEPS = 250  #: default fine-tuning steps of a self-training round
+
+
+def one_shot_steps(init: str) -> int:
+    """The default SL-1 length for a start ``init`` ("scratch", "default" or a bundle)."""
+    return TrainingConfig().steps if str(init) == "scratch" else WARM_START_STEPS
 
 
 @dataclass(frozen=True)
@@ -95,15 +101,6 @@ class OneShot:
     source: tuple
 
 
-@dataclass
-class RoundResult:
-    """One self-training round: the new bundle, the ranked pseudo-labels, the synthesis sources used."""
-
-    bundle: Path
-    ranked: list
-    sources: list
-
-
 def start_group_run(labeled_image, labeled_mask, images, output_dir, work_dir,
                     settings: GroupSettings = GroupSettings()) -> GroupRun:
     """The run object: sizes derived from the labeled mask (unless ``settings.derive_sizes`` is off),
@@ -145,13 +142,12 @@ def train_qc_network(run: GroupRun):
     return qc_ae
 
 
-def train_one_shot(run: GroupRun, qc_ae, *, folder: Path | None = None, init: str | None = None) -> OneShot:
+def train_one_shot(run: GroupRun, qc_ae, *, folder: Path | None = None) -> OneShot:
     """SL-1 on synthesis from the labeled example, saved to ``folder`` (default ``models/round-0``)."""
     from singlestrip_bids.io.nifti import load_image
-    from singlestrip_bids.training.self_training import bids_name
     from singlestrip_bids.training.sl1 import train_sl1
 
-    init = run.settings.init if init is None else init
+    init = run.settings.init
     LOG.info("SL-1: training the U-Net on synthesis from %s (%d steps, from %s)", bids_name(run.labeled_image),
              run.config.steps, init)
     bundle, run.losses["round-0"], source = train_sl1(
@@ -197,7 +193,7 @@ def self_training_round(run: GroupRun, bundle, one_shot: OneShot, selected, roun
     run.losses[key] = losses
     extra = {
         "training": {**config.to_dict(), "kind": "ssl", "round": round_number, "ranking": settings.ranking,
-                     "top_k": len(selected), "from_scratch": from_scratch, "labeled": _name(run.labeled_image),
+                     "top_k": len(selected), "from_scratch": from_scratch, "labeled": bids_name(run.labeled_image),
                      "pseudo_labels": [label.bids_name for label in selected],
                      "final_loss": float(np.mean(losses[-50:])) if losses else None},
         "gmm": gmm,
@@ -219,7 +215,7 @@ def write_group_outputs(run: GroupRun, bundle, rows, ranked, sources, qc_ae) -> 
     atomic_write_json(run.losses, run.models / "losses.json")
     synthesis_png = write_synthesis_figure(sources, run.config, run.output_dir / "figures" / "group_synthesis.png",
                                            seed=run.seed)
-    for suffix in sorted({_suffix(_name(path)) for path in [run.labeled_image, *run.unlabeled]}):
+    for suffix in sorted({_suffix(bids_name(path)) for path in [run.labeled_image, *run.unlabeled]}):
         suffix_rows = [row for row in rows if _suffix(row["bids_name"]) == suffix]
         table = write_tsv(suffix_rows, run.output_dir / f"group_{suffix}.tsv")
         suffix_ranked = [label for label in ranked if _suffix(label.bids_name) == suffix]
@@ -255,7 +251,6 @@ def run_group_level(labeled_image, labeled_mask, images, output_dir, work_dir,
 
 
 def _name(path) -> str:
-    from singlestrip_bids.training.self_training import bids_name
 
     return bids_name(path)
 
