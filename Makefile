@@ -13,11 +13,13 @@ demo: $(INSTALLED)
 
 PYTEST_ARGS ?=
 test: $(INSTALLED)
+	$(BIN)/ruff check --quiet .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
 
 .PHONY: container-test
 # The Docker image built and run for real in a private engine (needs root; several minutes).
 container-test: $(INSTALLED)
+	$(BIN)/ruff check --quiet .
 	$(BIN)/python -m pytest -q -m container tests/test_container.py
 
 $(BIN)/python:

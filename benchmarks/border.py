@@ -21,7 +21,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-
 from table import format_table
 
 HERE = Path(__file__).resolve().parent

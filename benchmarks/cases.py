@@ -94,11 +94,12 @@ def bids_cases(bids_dir: Path) -> list:
 
 
 def discover(data_dir: Path) -> list:
-    """Cases of a BIDS dataset (it has dataset_description.json) or of the shared layout."""
+    """Cases of a BIDS dataset (it has dataset_description.json), or of the shared layout with the
+    mouse and fetal BIDS datasets in it."""
     data_dir = Path(data_dir)
     if (data_dir / "dataset_description.json").is_file():
         return bids_cases(data_dir)
-    return shared_cases(data_dir)
+    return shared_cases(data_dir) + mouse_cases(data_dir) + fetal_cases(data_dir)
 
 
 def load_reference(case):
@@ -129,7 +130,8 @@ def mouse_cases(data_dir: Path) -> list:
     cases = []
     for image in sorted(root.glob("sub-*/ses-*/anat/*_T2starw.nii.gz")):
         subject, session = image.parts[-4], image.parts[-3]
-        mask = root / "derivatives" / "manual" / subject / session / "anat" / f"{subject}_{session}_desc-brain_mask.nii.gz"
+        masks = root / "derivatives" / "manual" / subject / session / "anat"
+        mask = masks / f"{subject}_{session}_desc-brain_mask.nii.gz"
         if mask.is_file():
             cases.append(Case(f"{root.name}/{subject}/{session}", root.name, "T2starw", image, mask))
     return cases
@@ -147,7 +149,8 @@ def fetal_cases(data_dir: Path) -> list:
     root = Path(data_dir) / "fetal_t2w_mialsrtk"
     cases = []
     for image in sorted(root.glob("sub-*/anat/*_T2w.nii.gz")):
-        mask = root / "derivatives" / "manual_masks" / image.parts[-3] / "anat" / f"{image_stem(image)}_desc-brain_mask.nii.gz"
+        masks = root / "derivatives" / "manual_masks" / image.parts[-3] / "anat"
+        mask = masks / f"{image_stem(image)}_desc-brain_mask.nii.gz"
         if mask.is_file():
             cases.append(Case(f"{root.name}/{image_stem(image)}", root.name, "T2w fetal", image, mask))
     return cases

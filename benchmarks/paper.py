@@ -2,8 +2,9 @@
 
     python benchmarks/paper.py [--dataset human|mouse] [--quick] [--folds N] [--top-k K] [--steps N]
                                [--ssl-steps N] [--ssl-lr LR] [--init scratch|default|BUNDLE]
-                               [--sl1-model BUNDLE|default] [--models M ...] [--data DIR] [--out DIR]
-                               [--device auto|cpu|cuda] [--seed S]
+                               [--sl1-model BUNDLE|default] [--models M ...] [--fold F ...] [--resume]
+                               [--peers RESULTS_JSON ...] [--data DIR] [--out DIR] [--device auto|cpu|cuda]
+                               [--seed S]
 
 Each fold (``folds.py``) has one labeled image, an unlabeled set and a test set. A fold runs the
 group level's own stages (``training.group``): QC autoencoder, SL-1, pseudo-labels scored by AE-QC
@@ -17,46 +18,37 @@ Pearson r / MAE of the AE-QC and TTA scores against the true Dice of SL-1's mask
 ``--quick`` (human) is sized for a 2-core CPU: one fold whose SL-1 model is the shipped one (trained
 on fs_training_t1/sub-01, the first fold's labeled image, with its QC autoencoder), and 150
 self-training steps for SSL-AE, SSL-TTA and SSL-T; ``--sl1-model BUNDLE|default`` does the same with
-any SL-1 bundle trained on that image. Writes ``paper.json`` and the fold models under ``--out``.
+any SL-1 bundle trained on that image. Writes ``paper.json``, ``fold-N/rows.json`` and the fold models
+under ``--out``; ``--fold`` and ``--resume`` let the folds run in separate processes into one ``--out``.
+The tables are in ``paper_tables.py``.
 """
 
 import argparse
+import json
 import math
-import statistics
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
 from cases import DEFAULT_DATA, load_reference
 from folds import DATASETS, make_folds, test_set
 from measure import machine_description, stop_on_sigterm
-from table import format_table
+from paper_tables import MODELS, PEERS, per_fold_table, summary_tables
 
 HERE = Path(__file__).resolve().parent
-
-# The paper's results, as "Dice / HD95 mm" on its in-distribution (FSM T1w) and OOD (ASL) test sets.
-PAPER = {
-    "SL-1": ("0.949-0.950 / 5.0-5.5", "0.897 / 12.8"),
-    "SSL-AE": ("0.950 / 5.5", "0.924 / 7.0"),
-    "SSL-TTA": ("0.863 / -", "0.624 / -"),
-    "SSL-T": ("0.953 / 4.8", "0.936 / 6.0"),
-    "SSL-T scratch": ("0.943 / -", "0.895 / -"),
-}
-PAPER_QC = {"AE": (0.708, 0.067), "TTA": (-0.100, 0.107)}
-MODELS = list(PAPER)
 
 
 def group_settings(args):
     """The group level's settings for a fold: the package defaults, the benchmark's options aside."""
-    from singlestrip_bids.training.group import GroupSettings, one_shot_steps
+    from singlestrip_bids.training.group import SSL_LEARNING_RATE, SSL_STEPS, GroupSettings, one_shot_steps
     from singlestrip_bids.training.sl1 import TrainingConfig
 
     training = TrainingConfig(seed=args.seed, steps=args.steps or one_shot_steps(args.init))
     return GroupSettings(training=training, ae_steps=args.ae_steps, top_k=args.top_k, device=args.device,
-                         init=str(args.init), ssl_steps=args.ssl_steps, ssl_learning_rate=args.ssl_lr)
+                         init=str(args.init), ssl_steps=args.ssl_steps or SSL_STEPS,
+                         ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE)
 
 
 def linked_inputs(cases, folder: Path) -> dict:
@@ -102,17 +94,9 @@ def evaluate(bundle_path, cases, links, folder: Path, scorer, device) -> list:
         mask_file = folder / f"{links[case.name].name.split('.')[0]}_mask.nii.gz"
         strip_file(links[case.name], mask_file, folder / "brain.nii.gz", bundle_path=bundle_path, device=device)
         dice_value, hd95_value = scorer(case, mask_file)
-        rows.append({"image": case.name, "contrast": case.contrast, "dice": round(dice_value, 4), "hd95_mm": None if hd95_value is None else round(hd95_value, 3)})
+        rows.append({"image": case.name, "contrast": case.contrast, "dice": round(dice_value, 4),
+                     "hd95_mm": None if hd95_value is None else round(hd95_value, 3)})
     return rows
-
-
-def agreement(scores, truths) -> dict:
-    """Pearson r and mean absolute error between QC scores and true Dice values."""
-    scores, truths = np.asarray(scores, dtype=float), np.asarray(truths, dtype=float)
-    r = float(np.corrcoef(scores, truths)[0, 1]) if len(scores) > 1 and scores.std() > 0 and truths.std() > 0 \
-        else None
-    return {"pearson_r": r, "mae": float(np.mean(np.abs(scores - truths))) if len(scores) else None,
-            "n": int(len(scores))}
 
 
 def progress(text: str) -> None:
@@ -142,8 +126,13 @@ def run_fold(fold, dataset: str, args, out: Path, scorer) -> tuple:
     Returns ``(rows, qc_rows)``: one row per model and test image; one QC row per unlabeled image
     with a reference (true Dice of SL-1's mask, its AE-QC score and TTA agreement).
     """
-    from singlestrip_bids.training.group import (score_and_rank, self_training_round, start_group_run,
-                                                 train_one_shot, train_qc_network)
+    from singlestrip_bids.training.group import (
+        score_and_rank,
+        self_training_round,
+        start_group_run,
+        train_one_shot,
+        train_qc_network,
+    )
     from singlestrip_bids.training.self_training import rank_pseudo_labels
 
     links = linked_inputs([*fold.unlabeled, *fold.test], out / "inputs")
@@ -193,53 +182,6 @@ def run_fold(fold, dataset: str, args, out: Path, scorer) -> tuple:
     return rows, qc_rows
 
 
-def _mean_sd(values, spec: str) -> str:
-    values = [value for value in values if value is not None]
-    if not values:
-        return "-"
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{format(statistics.fmean(values), spec)} ± {format(spread, spec)}"
-
-
-def summary_tables(rows, qc_rows, dataset: str = "human") -> str:
-    """Models x test sets (Dice and HD95 mean ± SD over folds and images) beside the paper, then QC
-    agreement beside the paper."""
-    test_sets = list(dict.fromkeys(row["test_set"] for row in rows))
-    records = []
-    for model in [model for model in MODELS if any(row["model"] == model for row in rows)]:
-        record = {"model": model}
-        for name in test_sets:
-            chosen = [row for row in rows if row["model"] == model and row["test_set"] == name]
-            record[f"{name} dice"] = _mean_sd([row["dice"] for row in chosen], ".3f")
-            record[f"{name} hd95"] = _mean_sd([row["hd95_mm"] for row in chosen], ".1f")
-        record["paper FSM T1w"], record["paper ASL (OOD)"] = PAPER[model]
-        records.append(record)
-    columns = ["model", *[f"{name} {kind}" for name in test_sets for kind in ("dice", "hd95")],
-               "paper FSM T1w", "paper ASL (OOD)"]
-    models = format_table(records, columns, {f"{name} hd95": f"{name} HD95 mm" for name in test_sets})
-    qc_records = []
-    for score, key in (("AE", "ae_dice"), ("TTA", "tta_dice")):
-        if any(row[key] is None for row in qc_rows):
-            continue
-        result = agreement([row[key] for row in qc_rows], [row["true_dice"] for row in qc_rows])
-        qc_records.append({"score": score, "pearson_r": result["pearson_r"], "mae": result["mae"], "n": result["n"],
-                           "paper_r": PAPER_QC[score][0], "paper_mae": PAPER_QC[score][1]})
-    qc = format_table(qc_records, ["score", "pearson_r", "mae", "n", "paper_r", "paper_mae"],
-                      {"pearson_r": "Pearson r", "mae": "MAE", "paper_r": "paper r", "paper_mae": "paper MAE"})
-    return "\n\n".join([f"{dataset}: mean ± SD over folds and test images", models,
-                         "QC score vs true Dice of SL-1's masks (pooled over folds)", qc])
-
-
-def per_fold_table(rows) -> str:
-    """Mean Dice per fold and model (how often self-training beat SL-1)."""
-    folds = sorted({row["fold"] for row in rows})
-    models = [model for model in MODELS if any(row["model"] == model for row in rows)]
-    records = [{"fold": fold, **{model: statistics.fmean(row["dice"] for row in rows
-                                                         if row["fold"] == fold and row["model"] == model)
-                                 for model in models}} for fold in folds]
-    return format_table(records, ["fold", *models])
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=DATASETS, default="human", help="whose folds (default human)")
@@ -250,8 +192,10 @@ def parse_args(argv=None):
     parser.add_argument("--top-k", type=int, default=3, help="pseudo-labels kept per self-training (paper: 10 of 58)")
     parser.add_argument("--steps", type=int, default=None,
                         help="SL-1 training steps (default: the group level's for --init)")
-    parser.add_argument("--ssl-steps", type=int, default=None, help="self-training steps (default: --steps; quick 150)")
-    parser.add_argument("--ssl-lr", type=float, default=None, help="self-training learning rate (default: SL-1's)")
+    parser.add_argument("--ssl-steps", type=int, default=None,
+                        help="self-training steps (default: the group level's; quick 150)")
+    parser.add_argument("--ssl-lr", type=float, default=None,
+                        help="self-training learning rate (default: the group level's)")
     parser.add_argument("--init", default=None,
                         help="where SL-1 starts: scratch, default or a bundle (default: human scratch, as the "
                              "paper; mouse: the group level's default)")
@@ -261,7 +205,15 @@ def parse_args(argv=None):
     parser.add_argument("--models", nargs="+", choices=MODELS[1:], default=None,
                         help="self-trained models to build (default: all four; quick: all but SSL-T scratch)")
     parser.add_argument("--ae-steps", type=int, default=1500, help="QC autoencoder steps (default 1500)")
-    parser.add_argument("--only", nargs="+", default=None, help="human: keep unlabeled/test images named with one of these")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="human: keep unlabeled/test images named with one of these")
+    parser.add_argument("--fold", type=int, nargs="+", default=None,
+                        help="run only these folds (1-based; default: all --folds)")
+    parser.add_argument("--resume", action="store_true",
+                        help="take the folds already under --out (fold-N/rows.json) instead of running them again")
+    parser.add_argument("--peers", type=Path, nargs="+", default=[],
+                        help="results.json files of benchmarks/run.py: their singlestrip, deepbet and hd-bet rows "
+                             "for each fold's test images join the table as peers")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/paper-<UTC time>")
     parser.add_argument("--device", default="auto")
@@ -287,6 +239,20 @@ def parse_args(argv=None):
     return args
 
 
+def peer_rows(results_files, fold, dataset: str) -> list:
+    """Rows of ``benchmarks/run.py`` results for the fold's test images, named as in ``paper_tables.PEERS``."""
+    names = dict(zip(("singlestrip", "deepbet", "hd-bet"), PEERS))
+    tests = {case.name: case for case in fold.test}
+    rows = []
+    for path in results_files:
+        for row in json.loads(Path(path).read_text())["rows"]:
+            if row["image"] in tests and row["method"] in names and row["status"] == "ok":
+                rows.append({"model": names[row["method"]], "image": row["image"], "contrast": row["contrast"],
+                             "dice": row["dice"], "hd95_mm": row["hd95_mm"],
+                             "test_set": test_set(dataset, tests[row["image"]])})
+    return rows
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -303,9 +269,18 @@ def main(argv=None) -> int:
     rows, qc_rows = [], []
     started = time.perf_counter()
     for number, fold in enumerate(folds, 1):
-        progress(f"fold {number}/{len(folds)}: labeled {fold.labeled.name}, {len(fold.unlabeled)} unlabeled, "
-                 f"{len(fold.test)} test images")
-        fold_rows, fold_qc = run_fold(fold, args.dataset, args, args.out / f"fold-{number}", scorer)
+        saved = args.out / f"fold-{number}" / "rows.json"
+        if args.resume and saved.is_file():
+            progress(f"fold {number}/{len(folds)}: taken from {saved}")
+            fold_rows, fold_qc = (json.loads(saved.read_text())[key] for key in ("rows", "qc_rows"))
+        elif args.fold and number not in args.fold:
+            continue
+        else:
+            progress(f"fold {number}/{len(folds)}: labeled {fold.labeled.name}, {len(fold.unlabeled)} unlabeled, "
+                     f"{len(fold.test)} test images")
+            fold_rows, fold_qc = run_fold(fold, args.dataset, args, args.out / f"fold-{number}", scorer)
+            atomic_write_json({"rows": fold_rows, "qc_rows": fold_qc}, saved)
+        fold_rows += peer_rows(args.peers, fold, args.dataset)
         rows += [{"fold": number, "labeled": fold.labeled.name, **row} for row in fold_rows]
         qc_rows += [{"fold": number, "labeled": fold.labeled.name, **row} for row in fold_qc]
         atomic_write_json({"command": " ".join([sys.executable, *sys.argv]), "machine": machine_description(),

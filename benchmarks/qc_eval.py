@@ -32,14 +32,17 @@ LABELED = ("fs_training_t1/sub-01/T1.mgz", "fs_training_t1/sub-01/brainmask_bin.
 CASES = [
     ("fs_training_t1/sub-02/T1.mgz", "fs_training_t1/sub-02/brainmask_bin.nii.gz"),
     ("colin27_ch2/ch2.nii.gz", "colin27_ch2/ch2_brainmask_from-ch2bet.nii.gz"),
-    ("ms_lesjak_longitudinal/patient01/study1_T1W.nii.gz", "ms_lesjak_longitudinal/patient01/study1_T1W_brainmask.nii.gz"),
+    ("ms_lesjak_longitudinal/patient01/study1_T1W.nii.gz",
+     "ms_lesjak_longitudinal/patient01/study1_T1W_brainmask.nii.gz"),
     ("mrtrix_scripttest_sub01/sub-01_T1w.nii.gz", "mrtrix_scripttest_sub01/sub-01_brainmask.nii.gz"),
     ("fs_training_t1/sub-04/T1.mgz", "fs_training_t1/sub-04/brainmask_bin.nii.gz"),
-    ("ms_lesjak_longitudinal/patient03/study2_FLAIR.nii.gz", "ms_lesjak_longitudinal/patient03/study2_FLAIR_brainmask.nii.gz"),
+    ("ms_lesjak_longitudinal/patient03/study2_FLAIR.nii.gz",
+     "ms_lesjak_longitudinal/patient03/study2_FLAIR_brainmask.nii.gz"),
     ("fs_training_t1/sub-05/T1.mgz", "fs_training_t1/sub-05/brainmask_bin.nii.gz"),
     ("icbm152_2009c_2mm/2mm_T1.nii.gz", "icbm152_2009c_2mm/2mm_brainmask.nii.gz"),
     ("fs_training_t1/sub-06/T1.mgz", "fs_training_t1/sub-06/brainmask_bin.nii.gz"),
-    ("ms_lesjak_longitudinal/patient03/study2_T1W.nii.gz", "ms_lesjak_longitudinal/patient03/study2_T1W_brainmask.nii.gz"),
+    ("ms_lesjak_longitudinal/patient03/study2_T1W.nii.gz",
+     "ms_lesjak_longitudinal/patient03/study2_T1W_brainmask.nii.gz"),
 ]
 
 
@@ -81,7 +84,7 @@ def corruptions(reference: np.ndarray, sizes, rng: np.random.Generator) -> dict:
 def train_autoencoders(data: Path, bundle: Bundle, steps: int, seed: int, device) -> dict:
     from singlestrip_bids.training.autoencoder import train_autoencoder
 
-    mask = conform_mask(nib.load(data / LABELED[1]), bundle.voxel_size, bundle.multiple)
+    mask = conform_mask(nib.load(data / LABELED[1]), bundle.voxel_size, bundle.size_multiple)
     out = {}
     for kind in ("2d", "3d"):
         start = time.perf_counter()
@@ -146,7 +149,8 @@ def scatter(rows: list, path: Path) -> bool:
     figure, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
     for axis, score in zip(axes, ("ae2d", "ae3d", "tta")):
         for origin, colour in (("corruption", "#c44"), ("prediction", "#36c")):
-            points = [(row["true_dice"], row[score]) for row in rows if row["origin"] == origin and row.get(score) is not None]
+            points = [(row["true_dice"], row[score]) for row in rows
+                      if row["origin"] == origin and row.get(score) is not None]
             if points:
                 axis.scatter(*zip(*points), s=14, c=colour, label=origin, alpha=0.8)
         axis.plot([0, 1], [0, 1], "k:", lw=1)
@@ -195,7 +199,7 @@ def main(argv=None) -> int:
         reference = np.asanyarray(mask_img.dataobj) > 0
         masks = {name: ("corruption", mask)
                  for name, mask in corruptions(reference, voxel_sizes(mask_img.affine), rng).items()}
-        conformed = conform(image_img, trained.voxel_size, trained.multiple)
+        conformed = conform(image_img, trained.voxel_size, trained.size_multiple)
         tta = {}
         for name, path in models.items():
             masks[f"pred-{name}"] = ("prediction", predicted_mask(args.data / image_rel, path, work, device))
@@ -204,7 +208,7 @@ def main(argv=None) -> int:
                                                 seed=args.seed)["tta_dice"]
         for name, (origin, mask) in masks.items():
             working = conform_mask(nib.Nifti1Image(mask.astype(np.uint8), mask_img.affine), trained.voxel_size,
-                                   trained.multiple)
+                                   trained.size_multiple)
             rows.append({"image": image_rel, "mask": name, "origin": origin,
                          "true_dice": round(dice(mask, reference), 4),
                          "ae2d": round(ae_dice(autoencoders["2d"], working), 4),

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-
 from cases import DEFAULT_DATA, discover, load_reference
 from measure import machine_description, run_measured, stop_on_sigterm, thread_env
 from table import report_text, write_results
@@ -31,7 +30,7 @@ from table import report_text, write_results
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "worker.py"
 PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
-PEERS = ("deepbet", "brainextractor", "median_otsu", "nilearn")
+PEERS = ("deepbet", "hd-bet", "brainextractor", "median_otsu", "nilearn")
 
 
 @dataclass

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-
 from cases import DEFAULT_DATA
 from measure import machine_description, run_measured, stop_on_sigterm, thread_env
 from run import PEERS, PEERS_PYTHON, WORKER

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import nibabel as nib
-import numpy as np
 import torch
 
 from singlestrip_bids.model.bundle import default_bundle_path, read_bundle_config

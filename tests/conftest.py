@@ -15,9 +15,9 @@ def tiny_bundle(tmp_path_factory) -> Path:
     """An untrained, seeded 3-level U-Net on a 4 mm grid with a 2D QC autoencoder: fast, not accurate."""
     import torch
 
+    from singlestrip_bids.model.autoencoder import build_autoencoder, default_config
     from singlestrip_bids.model.bundle import save_bundle
     from singlestrip_bids.model.unet import UNet, UNetConfig
-    from singlestrip_bids.model.autoencoder import build_autoencoder, default_config
 
     torch.manual_seed(0)
     unet = UNet(UNetConfig(levels=3, base_features=4, max_features=8))

@@ -4,13 +4,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-
 from helpers_bids import DATA_DIR, data_available
+
 from singlestrip_bids.io.conform import conform_mask
-from singlestrip_bids.qc import augment as A
 from singlestrip_bids.model.autoencoder import DEFAULTS, build_autoencoder, default_config
 from singlestrip_bids.qc.autoencoder import ae_dice, mask_box
 from singlestrip_bids.training.autoencoder import train_autoencoder
+from singlestrip_bids.transforms.spatial import Scaling
 
 pytestmark = pytest.mark.skipif(not data_available(), reason=f"test data folder {DATA_DIR} is absent")
 VOXEL_MM = 4.0
@@ -60,35 +60,6 @@ def test_unknown_kind_and_bad_size_are_refused():
         build_autoencoder({**default_config("2d"), "size": 60})
 
 
-def test_identity_parameters_give_identity_matrices():
-    for transform in (A.Rotation((0.0, 0.0, 0.0)), A.Scaling(1.0), A.Shift((0.0, 0.0, 0.0)), A.Flip((False,) * 3)):
-        np.testing.assert_allclose(transform.matrix(), np.eye(4), atol=1e-12)
-    np.testing.assert_allclose(A.compose([A.Scaling(2.0), A.Shift((1.0, 0.0, 0.0))]) @ [1, 0, 0, 1], [3, 0, 0, 1])
-    # 90 degrees about z takes x to y
-    np.testing.assert_allclose(A.Rotation((0.0, 0.0, 90.0)).matrix() @ [1, 0, 0, 1], [0, 1, 0, 1], atol=1e-12)
-
-
-def test_random_transforms_replay_and_respect_their_ranges():
-    def draws(seed):
-        rng = np.random.default_rng(seed)
-        sampler = [A.RandomRotation(30), A.RandomScaling((0.7, 1.4)), A.RandomShift(10), A.RandomFlip((0,)),
-                   A.RandomIntensityScaling(0.2)]
-        return [[sample(rng) for sample in sampler] for _ in range(50)]
-
-    first, again, other = draws(1), draws(1), draws(2)
-    assert first == again and first != other
-    for rotation, scaling, shift, flip, intensity in first:
-        assert all(-30 <= a <= 30 for a in rotation.degrees)
-        assert 0.7 <= scaling.factor <= 1.4
-        assert all(-10 <= v <= 10 for v in shift.offset_mm)
-        assert not flip.axes[1] and not flip.axes[2]
-        assert 0.8 <= intensity.factor <= 1.2
-    assert any(draw[3].axes[0] for draw in first) and not all(draw[3].axes[0] for draw in first)
-    assert first[0][0].params() == {"Rotation": {"degrees": list(first[0][0].degrees)}}
-    with pytest.raises(ValueError):
-        A.RandomScaling((1.4, 0.7))
-
-
 def test_mask_box_is_centred_and_scaled(mask):
     config = {**default_config("2d", VOXEL_MM), **SMALL}
     box = mask_box(mask, config).numpy().astype(bool)
@@ -96,7 +67,7 @@ def test_mask_box_is_centred_and_scaled(mask):
     np.testing.assert_allclose(centre, (SMALL["size"] - 1) / 2, atol=1.0)
     volume_ml = box.sum() * SMALL["spacing_mm"] ** 3 / 1000
     assert volume_ml == pytest.approx(mask.sum() * VOXEL_MM**3 / 1000, rel=0.1)
-    smaller = mask_box(mask, config, A.Scaling(0.8).matrix()).numpy().sum()
+    smaller = mask_box(mask, config, Scaling(0.8).matrix()).numpy().sum()
     assert smaller == pytest.approx(box.sum() * 0.8**3, rel=0.1)
 
 

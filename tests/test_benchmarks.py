@@ -21,6 +21,7 @@ import border  # noqa: E402
 import cases  # noqa: E402
 import measure  # noqa: E402
 import paper  # noqa: E402
+import paper_tables  # noqa: E402
 import table  # noqa: E402
 
 needs_data = pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
@@ -142,9 +143,9 @@ def test_bids_cases_use_the_apps_mask_names(tmp_path):
 
 
 def test_qc_agreement():
-    perfect = paper.agreement([0.5, 0.7, 0.9], [0.6, 0.8, 1.0])
+    perfect = paper_tables.agreement([0.5, 0.7, 0.9], [0.6, 0.8, 1.0])
     assert perfect["pearson_r"] == pytest.approx(1.0) and perfect["mae"] == pytest.approx(0.1)
-    assert paper.agreement([0.9, 0.9], [0.5, 0.8])["pearson_r"] is None  # constant score: undefined
+    assert paper_tables.agreement([0.9, 0.9], [0.5, 0.8])["pearson_r"] is None  # constant score: undefined
 
 
 @needs_data
@@ -265,3 +266,17 @@ def test_paper_quick_runs_a_fold_end_to_end_on_one_image(tmp_path):
     (qc,) = result["qc_rows"]
     assert 0.0 < qc["ae_dice"] <= 1.0 and qc["true_dice"] == models["SL-1"]["dice"]
     assert qc["tta_dice"] is None  # TTA (10 predictions an image) is scored only for SSL-TTA
+
+    # --resume takes the fold from fold-1/rows.json (no training: a second); --peers adds run.py's rows
+    peers = tmp_path / "results.json"
+    peers.write_text(json.dumps({"rows": [
+        {**row("mrtrix_scripttest_sub01/sub-01_T1w", "hd-bet", dice=0.91, hd95=4.0)},
+        {**row("mrtrix_scripttest_sub01/sub-01_T1w", "deepbet", status="failed", dice=None)},
+        {**row("someone/else", "deepbet", dice=0.99)}]}))
+    again = subprocess.run([*command, "--resume", "--peers", str(peers)], capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "taken from" in again.stdout and "fine-tuning" not in again.stdout
+    rows = json.loads((out / "paper.json").read_text())["rows"]
+    assert [(r["model"], r["dice"]) for r in rows if r["model"] not in ("SL-1", "SSL-AE")] == [("HD-BET (fast)", 0.91)]
+    assert "HD-BET (fast)" in again.stdout

@@ -7,9 +7,9 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
-
 from helpers_bids import DATA_DIR, data_available, make_bids_dataset
 from helpers_errors import one_line_user_error
+
 from singlestrip_bids.errors import UserError
 from singlestrip_bids.io.bids import (
     check_labeled_mask,

@@ -22,13 +22,25 @@ def bundle_dir(tmp_path):
 
 def test_round_trip_gives_the_same_predictions_without_flags(bundle_dir):
     bundle = load_bundle(bundle_dir)
-    assert bundle.unet.config == TINY and bundle.voxel_size == 3.0 and bundle.multiple == 4
+    assert bundle.unet.config == TINY and bundle.voxel_size == 3.0 and bundle.size_multiple == 4
     assert bundle.model_id.startswith("tiny-") and bundle.config["package_version"]
     volume = np.random.default_rng(0).random((20, 24, 16)).astype(np.float32)
     first = Predictor(bundle, "cpu").predict_probability(volume)
     second = Predictor(load_bundle(bundle_dir / "bundle.json"), "cpu").predict_probability(volume)
     assert first.shape == volume.shape and np.array_equal(first, second)
     assert 0 <= first.min() and first.max() <= 1
+
+
+def test_the_inference_block_is_the_one_source_and_old_bundles_give_the_same(bundle_dir):
+    written = json.loads((bundle_dir / "bundle.json").read_text())
+    assert written["inference"] == {"voxel_size_mm": 3.0, "size_multiple": 4, "head_margin_mm": None,
+                                    "normalization": "min_p99_clip", "mask_threshold": 0.5}
+    assert "working_voxel_size" not in written and "head_margin_mm" not in written
+    shipped = load_bundle(default_bundle_path())  # written before the block existed
+    assert "inference" not in shipped.config
+    assert shipped.inference == {"voxel_size_mm": 3.0, "size_multiple": 16, "head_margin_mm": 36.0,
+                                 "normalization": "min_p99_clip", "mask_threshold": 0.5}
+    assert (shipped.voxel_size, shipped.size_multiple, shipped.head_margin_voxels) == (3.0, 16, 12)
 
 
 def test_tampered_weights_are_refused(bundle_dir):

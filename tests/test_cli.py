@@ -6,7 +6,6 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
-
 from conftest import run_cli, tree_digest
 from helpers_bids import DATA_DIR, data_available, make_bids_dataset
 
@@ -180,3 +179,21 @@ def test_nonfinite_voxels_are_masked_out_and_counted(dataset, tmp_path, tiny_bun
     assert '"nonfinite_voxels": 150' in qc
     brain = nib.load(out / "sub-mrtrix" / "anat" / "sub-mrtrix_desc-brain_T1w.nii.gz").get_fdata()
     assert np.isfinite(brain).all()
+
+
+def test_a_second_run_on_the_same_work_dir_is_refused(dataset, tmp_path, tiny_bundle):
+    from singlestrip_bids.io.lock import hold_work_dir
+
+    work = tmp_path / "work"
+    with hold_work_dir(work):  # another run holds it
+        completed = run_cli(dataset, tmp_path / "out", "participant", SKIP, "--model", tiny_bundle, "-w", work,
+                            cwd=tmp_path)
+        assert_refused(completed, f"work dir {work} is in use by another run (pid {os.getpid()})")
+        assert not (tmp_path / "out").exists()
+        group = run_cli(dataset, tmp_path / "out", "group", SKIP, "--labeled-subject", "mrtrix", "-w", work,
+                        cwd=tmp_path)
+        assert group.returncode == 1 and "is in use by another run" in group.stderr
+    # released: the same work dir serves the next run
+    completed = run_cli(dataset, tmp_path / "out", "participant", SKIP, "--model", tiny_bundle, "-w", work,
+                        "--nprocs", "1", cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr[-2000:]

@@ -18,7 +18,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from container.apptainer import action_script, definition_sections
 from container.engine import (
     DockerEngine,
@@ -31,6 +30,7 @@ from container.engine import (
     serve_folders,
 )
 from helpers_bids import DATA_DIR, data_available, make_bids_dataset
+
 from singlestrip_bids import __version__
 from singlestrip_bids.io.derivatives import image_outputs
 from singlestrip_bids.metrics import dice

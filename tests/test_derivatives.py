@@ -6,9 +6,9 @@ import os
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers_bids import DATA_DIR, data_available, make_bids_dataset
 
 import singlestrip_bids.io.derivatives as derivatives
-from helpers_bids import DATA_DIR, data_available, make_bids_dataset
 from singlestrip_bids import __version__
 from singlestrip_bids.errors import UserError
 from singlestrip_bids.io.derivatives import (

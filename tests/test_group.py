@@ -7,8 +7,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-
 from helpers_bids import DATA_DIR, data_available, make_bids_dataset
+
 from singlestrip_bids.io.bids import collect_images, find_labeled_mask
 
 pytestmark = pytest.mark.skipif(not data_available(), reason=f"test data folder {DATA_DIR} is absent")
@@ -96,6 +96,12 @@ def test_losses_report_and_figures(run):
     for png in ("group_synthesis.png", "group_T1w_best-1.png", "group_T1w_worst-1.png"):
         assert (out / "figures" / png).read_bytes().startswith(b"\x89PNG") and f"figures/{png}" in html
     assert 'href="group_T1w.tsv"' in html
+    # the figure's samples are logged: each replays through Draw.from_dict, and the seed decides them
+    from singlestrip_bids.synthesis.generator import Draw
+
+    draws = json.loads((out / "figures" / "group_synthesis.json").read_text())
+    assert len(draws) == 6 and len({json.dumps(draw, sort_keys=True) for draw in draws}) == 6
+    assert json.loads(json.dumps(Draw.from_dict(draws[0]).to_dict())) == draws[0]
 
 
 def test_scores_are_deterministic_with_the_seed_and_rounds_can_be_zero(bids, run, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parents[1] / "singlestrip_bids"
-PURE = ("io", "model", "synthesis", "qc", "inference", "training", "report")
+PURE = ("io", "model", "transforms", "synthesis", "qc", "inference", "training", "report")
 UPPER = ("cli", "workflows", "interfaces")
 NIPYPE_ALLOWED = ("workflows", "interfaces")
 

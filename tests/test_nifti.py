@@ -5,9 +5,9 @@ import gzip
 import nibabel as nib
 import numpy as np
 import pytest
-
 from helpers_bids import DATA_DIR, data_available
 from helpers_errors import one_line_user_error
+
 from singlestrip_bids.io.nifti import load_image, nifti_like, voxel_sizes_mm
 
 pytestmark = pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")

@@ -8,9 +8,9 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-
 from conftest import run_cli, tree_digest
 from helpers_bids import DATA_DIR, data_available, make_bids_dataset
+
 from singlestrip_bids.io.derivatives import image_outputs
 from singlestrip_bids.metrics import dice
 from singlestrip_bids.model.bundle import default_bundle_path, load_bundle

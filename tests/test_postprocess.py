@@ -3,9 +3,9 @@
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers_bids import DATA_DIR, data_available
 from scipy import ndimage
 
-from helpers_bids import DATA_DIR, data_available
 from singlestrip_bids.inference.postprocess import apply_border, fill_holes, largest_component, postprocess_probability
 
 needs_data = pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")

@@ -3,8 +3,8 @@
 import nibabel as nib
 import numpy as np
 import pytest
-
 from helpers_bids import DATA_DIR
+
 from singlestrip_bids.inference.predict import Predictor, head_frame
 from singlestrip_bids.io.conform import conform
 from singlestrip_bids.model.bundle import default_bundle_path, load_bundle
@@ -58,7 +58,7 @@ def test_prediction_on_a_wide_field_of_view_ignores_the_extra_air():
         pytest.skip("../shared/data/icbm152_2009c_2mm is absent")
     bundle = load_bundle(default_bundle_path())
     assert bundle.head_margin_voxels == 12  # the shipped model frames the head with 36 mm of 3 mm voxels
-    data = conform(nib.load(image), bundle.voxel_size, bundle.multiple).data
+    data = conform(nib.load(image), bundle.voxel_size, bundle.size_multiple).data
     wide = np.pad(data, 20)
     predictor = Predictor(bundle, "cpu")
     prob = predictor.predict_probability(data)

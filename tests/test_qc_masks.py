@@ -6,8 +6,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-
 from helpers_bids import DATA_DIR, data_available, make_bids_dataset
+
 from singlestrip_bids.cli.run import main
 from singlestrip_bids.io.derivatives import image_outputs
 

@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 import nibabel as nib
 import numpy as np
 import pytest
-
 from helpers_bids import DATA_DIR, data_available
+
 from singlestrip_bids.io.derivatives import atomic_write_json, image_outputs
 from singlestrip_bids.report.figures import (
     CONTOUR_RGB,

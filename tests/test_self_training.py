@@ -5,8 +5,8 @@ from pathlib import Path
 import nibabel as nib
 import pytest
 import torch
-
 from helpers_bids import DATA_DIR, data_available
+
 from singlestrip_bids.training.self_training import PseudoLabel, bids_name, fine_tune, rank_pseudo_labels
 
 FS = DATA_DIR / "fs_training_t1"

@@ -3,8 +3,8 @@
 import nibabel as nib
 import numpy as np
 import pytest
-
 from helpers_bids import DATA_DIR, data_available
+
 from singlestrip_bids.training.sizing import apply_sizing, derive_sizing
 from singlestrip_bids.training.sl1 import TrainingConfig
 

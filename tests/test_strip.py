@@ -5,8 +5,8 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-
 from helpers_bids import DATA_DIR, data_available
+
 from singlestrip_bids.errors import UserError
 from singlestrip_bids.inference.strip import conform_file, postprocess_file, predict_file, strip_file
 from singlestrip_bids.metrics import dice
@@ -82,11 +82,11 @@ def test_steps_and_their_statistics(tmp_path, bundle_path):
     bundle = load_bundle(bundle_path)
 
     conformed = conform_file(in_file, tmp_path / "conformed.nii", voxel_size=bundle.voxel_size,
-                             multiple=bundle.multiple)
+                             multiple=bundle.size_multiple)
     assert conformed["nonfinite_voxels"] == 4
     working = nib.load(tmp_path / "conformed.nii")
     assert np.isfinite(working.get_fdata()).all()
-    assert all(size % bundle.multiple == 0 for size in working.shape)
+    assert all(size % bundle.size_multiple == 0 for size in working.shape)
     assert np.allclose(working.header.get_zooms(), bundle.voxel_size)
 
     predicted = predict_file(tmp_path / "conformed.nii", tmp_path / "prob.nii", bundle_path=bundle_path, device="cpu")
@@ -118,6 +118,24 @@ def test_steps_and_their_statistics(tmp_path, bundle_path):
     radius = [(3 * volume * 1000 / (4 * np.pi)) ** (1 / 3) for volume in volumes]  # mm
     assert radius[0] == pytest.approx(50, abs=0.3)
     assert 4 - 1.875 < radius[1] - radius[0] <= 4  # grown by the border, less up to a voxel
+
+
+def test_nonfinite_voxels_inside_the_mask_are_zero_in_the_brain_image(tmp_path):
+    real = nib.load(DATA_DIR / "mrtrix_scripttest_sub01" / "sub-01_T1w.nii.gz")
+    data = real.get_fdata(dtype=np.float32)
+    centre = tuple(s // 2 for s in data.shape[:3])
+    data[centre[0], centre[1], centre[2]:centre[2] + 3] = [np.nan, np.inf, -np.inf]
+    in_file = tmp_path / "sub-01_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(data, real.affine, real.header), in_file)
+    conform_file(in_file, tmp_path / "conformed.nii", voxel_size=4.0, multiple=8)
+    working = nib.load(tmp_path / "conformed.nii")
+    nib.save(nib.Nifti1Image(np.ones(working.shape, np.float32), working.affine), tmp_path / "all.nii")
+    postprocess_file(in_file, tmp_path / "all.nii", tmp_path / "mask.nii.gz", tmp_path / "brain.nii.gz")
+    assert np.asanyarray(nib.load(tmp_path / "mask.nii.gz").dataobj)[centre] == 1
+    brain = nib.load(tmp_path / "brain.nii.gz").get_fdata()
+    assert np.isfinite(brain).all() and (brain[centre[0], centre[1], centre[2]:centre[2] + 3] == 0).all()
+    inside = np.isfinite(data)
+    np.testing.assert_allclose(brain[inside], data[inside], rtol=1e-5)
 
 
 def test_bad_input_is_a_user_error(tmp_path, bundle_path):

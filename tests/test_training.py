@@ -38,7 +38,7 @@ def test_loss_falls_and_the_bundle_round_trips(tmp_path):
     bundle = load_bundle(path)
     assert bundle.config["training"]["steps"] == 30 and bundle.config["gmm"] == [gmm]
     assert TrainingConfig.from_dict(bundle.config["training"]) == TINY  # the bundle says how it was trained
-    data = conform(image, bundle.voxel_size, bundle.multiple).data
+    data = conform(image, bundle.voxel_size, bundle.size_multiple).data
     first = Predictor(bundle, "cpu").predict_probability(data)
     second = Predictor(load_bundle(path), "cpu").predict_probability(data)
     assert np.array_equal(first, second)

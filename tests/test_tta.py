@@ -4,8 +4,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-
 from helpers_bids import DATA_DIR, data_available
+
 from singlestrip_bids.io.conform import conform
 from singlestrip_bids.metrics import dice
 from singlestrip_bids.qc.tta import tta_agreement

@@ -1,9 +1,9 @@
 """io.validator: the real schema validator (bids-validator-deno) on valid and broken datasets."""
 
 import pytest
-
 from helpers_bids import DATA_DIR, data_available, make_bids_dataset
 from helpers_errors import one_line_user_error
+
 from singlestrip_bids.io.validator import validate_bids
 
 pytestmark = pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")

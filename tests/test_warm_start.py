@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-
 from helpers_bids import DATA_DIR, data_available
+
 from singlestrip_bids.errors import UserError
 from singlestrip_bids.model.unet import UNetConfig
 from singlestrip_bids.training.sl1 import TrainingConfig, initial_unet
@@ -50,7 +50,7 @@ def test_group_level_on_three_mice_sizes_itself_and_warm_starts(tmp_path, capsys
                  "--device", "cpu", "-w", str(tmp_path / "work")])
     assert code == 0, capsys.readouterr().err
     sl1 = load_bundle(out / "models" / "round-0")
-    assert sl1.voxel_size == 2.8 and sl1.config["head_margin_mm"] == pytest.approx(33.6)
+    assert sl1.voxel_size == 2.8 and sl1.inference["head_margin_mm"] == pytest.approx(33.6)
     assert sl1.config["training"]["init"] == "default"
     assert sl1.config["training"]["synthesis"]["patch_sizes"] == [64, 80, 96]
     assert sl1.config["sizing"]["brain_extent_mm"] == 170.0

@@ -6,10 +6,10 @@ import time
 import nibabel as nib
 import numpy as np
 import pytest
-
 from helpers_bids import DATA_DIR, data_available, make_bids_dataset
-from singlestrip_bids.model.bundle import load_bundle, save_bundle
+
 from singlestrip_bids.errors import UserError
+from singlestrip_bids.model.bundle import load_bundle, save_bundle
 from singlestrip_bids.workflows.participant import check_plugin, init_participant_wf, run_workflow
 
 HEAVY_NODES = ("conform", "predict", "postprocess", "ae_qc", "figure")

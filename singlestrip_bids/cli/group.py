@@ -15,8 +15,13 @@ def run_group(args) -> int:
     ``bids_dir/derivatives`` or ``--labeled-mask``.
     """
     from singlestrip_bids.cli.participant import select_images
-    from singlestrip_bids.io.bids import (check_labeled_mask, collect_images, find_labeled_mask, image_of_mask,
-                                          load_bids_filters)
+    from singlestrip_bids.io.bids import (
+        check_labeled_mask,
+        collect_images,
+        find_labeled_mask,
+        image_of_mask,
+        load_bids_filters,
+    )
     from singlestrip_bids.io.derivatives import write_dataset_description
     from singlestrip_bids.io.nifti import load_image
     from singlestrip_bids.training.group import SSL_STEPS, GroupSettings, one_shot_steps, run_group_level

@@ -9,6 +9,8 @@ import sys
 
 from singlestrip_bids.cli.parser import _build_parser
 from singlestrip_bids.errors import UserError
+from singlestrip_bids.io.lock import hold_work_dir
+from singlestrip_bids.seeding import seed_everything
 
 LOGGER = logging.getLogger("singlestrip_bids")
 
@@ -47,16 +49,18 @@ def _run(args) -> int:
         from singlestrip_bids.cli.participant import run_participant, select_images
 
         images = select_images(args)  # bad images are refused before the slow torch import
-        _seed_everything(args.random_seed)
-        return run_participant(args, images)
-    _seed_everything(args.random_seed)
+        seed_everything(args.random_seed)
+        with hold_work_dir(args.work_dir):
+            return run_participant(args, images)
+    seed_everything(args.random_seed)
     if args.qc_masks is not None:
         from singlestrip_bids.cli.qc_masks import run_qc_masks
 
         return run_qc_masks(args)
     from singlestrip_bids.cli.group import run_group
 
-    return run_group(args)
+    with hold_work_dir(args.work_dir):
+        return run_group(args)
 
 
 def _normalize_args(args) -> None:
@@ -85,15 +89,3 @@ def _check_paths(args) -> None:
     if not args.bids_dir.is_dir():
         raise UserError(f"bids_dir {args.bids_dir} is not a directory")
     check_output_dir(args.bids_dir, args.output_dir, args.work_dir)
-
-
-def _seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators."""
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)

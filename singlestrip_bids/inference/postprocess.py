@@ -3,8 +3,9 @@
 import numpy as np
 from scipy import ndimage
 
+from singlestrip_bids.model.bundle import MASK_THRESHOLD
+
 _CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
-BRAIN_THRESHOLD = 0.5  #: P(brain) at or above which a voxel is brain
 
 
 def largest_component(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -56,7 +57,8 @@ def box_around(mask: np.ndarray, margins) -> tuple[slice, ...]:
     return tuple(box)
 
 
-def postprocess_probability(prob, voxel_sizes, *, threshold=BRAIN_THRESHOLD, border_mm=0.0) -> tuple[np.ndarray, int]:
+def postprocess_probability(prob, voxel_sizes, *, threshold=MASK_THRESHOLD,
+                            border_mm=0.0) -> tuple[np.ndarray, int]:
     """Threshold P(brain), keep the largest 26-connected component, fill holes, apply the border.
 
     ``prob``: float (X, Y, Z) in [0, 1] on the native grid; ``voxel_sizes``: 3 sizes in mm;

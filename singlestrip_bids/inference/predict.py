@@ -26,7 +26,7 @@ class Predictor:
 
         from singlestrip_bids.model.normalize import normalize_intensity
 
-        source, target, shape = head_frame(data, self.bundle.head_margin_voxels, self.bundle.multiple)
+        source, target, shape = head_frame(data, self.bundle.head_margin_voxels, self.bundle.size_multiple)
         volume = np.zeros(shape, dtype=np.float32)
         volume[target] = data[source]
         with torch.inference_mode():

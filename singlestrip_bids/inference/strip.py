@@ -12,10 +12,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from singlestrip_bids.inference.postprocess import BRAIN_THRESHOLD, postprocess_probability
+from singlestrip_bids.inference.postprocess import postprocess_probability
 from singlestrip_bids.io.conform import conform, unconform
 from singlestrip_bids.io.derivatives import atomic_write_nifti
 from singlestrip_bids.io.nifti import load_image, nifti_like, voxel_sizes_mm
+from singlestrip_bids.model.bundle import MASK_THRESHOLD
 
 
 def _working_image(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
@@ -59,11 +60,13 @@ def predict_file(conformed_file, out_file, *, bundle_path, device="auto") -> dic
     }
 
 
-def postprocess_file(in_file, prob_file, mask_file, brain_file, *, border_mm=0.0) -> dict:
+def postprocess_file(in_file, prob_file, mask_file, brain_file, *, border_mm=0.0,
+                     threshold=MASK_THRESHOLD) -> dict:
     """Bring P(brain) back to ``in_file``'s grid, make the mask, write mask and brain image.
 
-    The mask is uint8 0/1, 3D, with the input's geometry; the brain image is the input times the
-    mask (every volume of a 4D input; zero outside the mask) in the input's data type.
+    The mask (P(brain) ≥ ``threshold``, the bundle's) is uint8 0/1, 3D, with the input's geometry;
+    the brain image is the input times the mask (every volume of a 4D input; zero outside the mask,
+    NaN/±Inf set to 0) in the input's data type.
     Returns ``{"brain_volume_ml", "n_components_removed", "seconds"}``.
     """
     start = time.perf_counter()
@@ -71,11 +74,13 @@ def postprocess_file(in_file, prob_file, mask_file, brain_file, *, border_mm=0.0
     prob_img = nib.load(prob_file)
     native_shape = tuple(img.shape[:3])
     prob = unconform(prob_img.get_fdata(dtype=np.float32), prob_img.affine, native_shape, img.affine,
-                     floor=BRAIN_THRESHOLD)
+                     floor=threshold)
     sizes = voxel_sizes_mm(img.affine)
-    mask, removed = postprocess_probability(prob, sizes, border_mm=border_mm)
+    mask, removed = postprocess_probability(prob, sizes, threshold=threshold, border_mm=border_mm)
     atomic_write_nifti(nifti_like(img, mask, np.uint8), mask_file)
     data = np.asanyarray(img.dataobj)
+    if np.issubdtype(data.dtype, np.floating):
+        data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
     inside = mask.astype(bool) if data.ndim == 3 else mask.astype(bool)[..., None]
     brain = np.where(inside, data, np.zeros((), data.dtype))  # NaN outside the mask becomes 0 too
     atomic_write_nifti(nifti_like(img, brain, img.get_data_dtype()), brain_file)
@@ -97,9 +102,10 @@ def strip_file(in_file, mask_file, brain_file, *, bundle_path, device="auto", bo
     with tempfile.TemporaryDirectory(prefix="singlestrip_") as tmp:
         conformed, prob = Path(tmp) / "conformed.nii", Path(tmp) / "prob.nii"
         steps = [
-            conform_file(in_file, conformed, voxel_size=bundle.voxel_size, multiple=bundle.multiple),
+            conform_file(in_file, conformed, voxel_size=bundle.voxel_size, multiple=bundle.size_multiple),
             predict_file(conformed, prob, bundle_path=bundle_path, device=device),
-            postprocess_file(in_file, prob, mask_file, brain_file, border_mm=border_mm),
+            postprocess_file(in_file, prob, mask_file, brain_file, border_mm=border_mm,
+                             threshold=bundle.mask_threshold),
         ]
     return {**{key: value for step in steps for key, value in step.items()},
             "seconds": sum(step["seconds"] for step in steps)}

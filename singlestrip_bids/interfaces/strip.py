@@ -68,6 +68,7 @@ class _PostprocessInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="the raw image (its grid and header are kept)")
     prob_file = File(exists=True, mandatory=True, desc="output of PredictProbability")
     border_mm = traits.Float(0.0, usedefault=True, desc="grow (> 0) or shrink (< 0) the mask (mm)")
+    threshold = traits.Float(0.5, usedefault=True, desc="P(brain) at or above which a voxel is brain")
 
 
 class _PostprocessOutputSpec(TraitedSpec):
@@ -88,6 +89,6 @@ class PostprocessMask(SimpleInterface):
         mask_file = Path(runtime.cwd) / "mask.nii.gz"
         brain_file = Path(runtime.cwd) / "brain.nii.gz"
         stats = postprocess_file(self.inputs.in_file, self.inputs.prob_file, mask_file, brain_file,
-                                 border_mm=self.inputs.border_mm)
+                                 border_mm=self.inputs.border_mm, threshold=self.inputs.threshold)
         self._results.update(mask_file=str(mask_file), brain_file=str(brain_file), stats=stats)
         return runtime

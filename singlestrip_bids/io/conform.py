@@ -14,12 +14,10 @@ from scipy import ndimage
 
 @dataclass(frozen=True)
 class Conformed:
-    """An image resampled to the working grid, with what is needed to go back."""
+    """An image resampled to the working grid (back to the native grid: :func:`unconform`)."""
 
     data: np.ndarray  #: float32 (X, Y, Z), RAS, isotropic voxels
     affine: np.ndarray  #: 4x4 working voxel -> world (mm)
-    native_shape: tuple  #: 3D shape of the input grid
-    native_affine: np.ndarray  #: 4x4 input voxel -> world (mm)
 
 
 def reference_volume(img) -> np.ndarray:
@@ -76,7 +74,7 @@ def conform(img, voxel_size: float = 2.0, multiple: int = 16) -> Conformed:
     if sigma.any():
         volume = ndimage.gaussian_filter(volume, sigma)
     data = _resample(volume, native_affine, shape, affine, order=1)
-    return Conformed(data, affine, tuple(volume.shape), native_affine)
+    return Conformed(data, affine)
 
 
 def conform_mask(mask_img, voxel_size: float, multiple: int) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Model bundles: a folder with ``bundle.json`` and the weights it describes.
 
-``bundle.json`` carries everything needed to rebuild the networks (architecture, working voxel size,
-intensity normalisation, training and synthesis settings, seed, package version) and the sha256 of
-every weights file. Weights are plain state dicts read with ``torch.load(weights_only=True)``, so a
-bundle can never run code; a file whose hash does not match is refused.
+``bundle.json`` carries everything needed to rebuild the networks (architecture, training and
+synthesis settings, seed, package version), the sha256 of every weights file, and one ``inference``
+block, the one source of inference parameters (:attr:`Bundle.inference`). Weights are plain state
+dicts read with ``torch.load(weights_only=True)``, so a bundle can never run code; a file whose hash
+does not match is refused.
 """
 
 import hashlib
@@ -20,6 +21,9 @@ from singlestrip_bids.errors import UserError
 
 FORMAT = "singlestrip-bundle"
 FORMAT_VERSION = 1
+#: the input normalisation of every bundle (``model.normalize.normalize_intensity``)
+NORMALIZATION = "min_p99_clip"
+MASK_THRESHOLD = 0.5  #: P(brain) at or above which a voxel is brain
 
 
 @dataclass
@@ -36,19 +40,39 @@ class Bundle:
         return f"{self.config['name']}-{self.config['unet']['sha256'][:12]}"
 
     @property
+    def inference(self) -> dict:
+        """``voxel_size_mm`` (working grid), ``size_multiple`` (working-grid sizes are multiples of it),
+        ``head_margin_mm`` (None: the whole working volume is the input), ``normalization`` and
+        ``mask_threshold``; bundles written before the block existed give the same from their keys."""
+        if "inference" in self.config:
+            return self.config["inference"]
+        levels = int(self.config["unet"]["config"]["levels"])
+        return inference_block(self.config["working_voxel_size"], 2 ** (levels - 1), self.config.get("head_margin_mm"))
+
+    @property
     def voxel_size(self) -> float:
-        return float(self.config["working_voxel_size"])
+        return float(self.inference["voxel_size_mm"])
+
+    @property
+    def size_multiple(self) -> int:
+        return int(self.inference["size_multiple"])
+
+    @property
+    def mask_threshold(self) -> float:
+        return float(self.inference["mask_threshold"])
 
     @property
     def head_margin_voxels(self) -> int | None:
-        """Margin around the head in the network's input frame (working voxels), or ``None``: the
-        whole working volume (bundles trained before framing existed)."""
-        margin_mm = self.config.get("head_margin_mm")
+        """Margin around the head in the network's input frame (working voxels), or ``None``."""
+        margin_mm = self.inference["head_margin_mm"]
         return None if margin_mm is None else int(round(margin_mm / self.voxel_size))
 
-    @property
-    def multiple(self) -> int:
-        return 2 ** (int(self.config["unet"]["config"]["levels"]) - 1)
+
+def inference_block(voxel_size: float, size_multiple: int, head_margin_mm: float | None) -> dict:
+    """The ``inference`` block of ``bundle.json``."""
+    return {"voxel_size_mm": float(voxel_size), "size_multiple": int(size_multiple),
+            "head_margin_mm": None if head_margin_mm is None else float(head_margin_mm),
+            "normalization": NORMALIZATION, "mask_threshold": MASK_THRESHOLD}
 
 
 def default_bundle_path() -> Path:
@@ -95,10 +119,8 @@ def save_bundle(path, *, name: str, unet, voxel_size: float, head_margin_mm: flo
             "format_version": FORMAT_VERSION,
             "name": name,
             "package_version": __version__,
-            "working_voxel_size": float(voxel_size),
-            "head_margin_mm": None if head_margin_mm is None else float(head_margin_mm),
+            "inference": inference_block(voxel_size, unet.config.multiple, head_margin_mm),
             "orientation": "RAS",
-            "intensity_normalization": "(x - min) / (p99 - min), clipped to [0, 1]",
             **(extra or {}),
         }
         nets = {"unet": (unet, unet.config.to_dict())}

@@ -9,11 +9,11 @@ labeled mask the autoencoder was trained on.
 
 import numpy as np
 
-from singlestrip_bids.qc.augment import centred_index_map, warp
+from singlestrip_bids.transforms.sampling import centred_index_map, warp
 
 
 def box_index_map(centroid, config: dict, matrix_mm: np.ndarray | None = None) -> np.ndarray:
-    """Index map (for :func:`qc.augment.warp`) from box voxels to working-grid voxels.
+    """Index map (for :func:`transforms.sampling.warp`) from box voxels to working-grid voxels.
 
     The box is centred on ``centroid`` (working voxel indices, the mask's centroid); ``matrix_mm``
     (4×4, mm) transforms the mask about it.

@@ -22,7 +22,7 @@ def score_mask(mask_native_img, bundle) -> dict:
 
     if bundle.qc_ae is None:
         raise UserError(f"model bundle {bundle.path} has no QC autoencoder (train one at the group level)")
-    mask = conform_mask(mask_native_img, bundle.voxel_size, bundle.multiple)
+    mask = conform_mask(mask_native_img, bundle.voxel_size, bundle.size_multiple)
     score = ae_dice(bundle.qc_ae, mask)
     threshold = qc_threshold(bundle.qc_ae)
     return {"ae_dice": round(score, 4), "qc_pass": bool(score >= threshold), "qc_threshold": threshold}

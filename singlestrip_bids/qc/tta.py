@@ -2,14 +2,17 @@
 
 Copies of the conformed image are scaled in intensity and rotated about the centre of the working
 grid, predicted, and rotated back; the voxel-wise median of the copies' masks is the pseudo-label and
-the score is the mean Dice of the copies against it (0 when the pseudo-label is empty). Note that the network's (x − min)/(p99 − min)
-normalisation cancels a global intensity factor, so the rotations carry the disagreement.
+the score is the mean Dice of the copies against it (0 when the pseudo-label is empty). Note that
+the network's (x − min)/(p99 − min) normalisation cancels a global intensity factor, so the
+rotations carry the disagreement.
 """
 
 import numpy as np
 
 from singlestrip_bids.metrics import dice
-from singlestrip_bids.qc.augment import RandomIntensityScaling, RandomRotation, centred_index_map, warp
+from singlestrip_bids.transforms.intensity import RandomIntensityScaling
+from singlestrip_bids.transforms.sampling import centred_index_map, warp
+from singlestrip_bids.transforms.spatial import RandomRotation
 
 
 def tta_agreement(predictor, data: np.ndarray, *, copies: int = 10, intensity: float = 0.2,

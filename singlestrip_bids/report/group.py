@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from singlestrip_bids import __version__
-from singlestrip_bids.io.derivatives import atomic_write_bytes
+from singlestrip_bids.io.derivatives import atomic_write_bytes, atomic_write_json
 from singlestrip_bids.report.html import STYLE
 
 MOSAIC_COUNT = 2  #: best and worst masks shown
@@ -52,19 +52,22 @@ def write_synthesis_figure(sources, config, out_png, *, seed=0, count=6) -> Path
     """PNG of ``count`` synthetic training images with their brain outline (one column per sample).
 
     ``sources``: ``(labels, mask)`` working-grid pairs; ``config``: the ``TrainingConfig`` whose
-    synthesis settings are drawn from.
+    synthesis settings are drawn from. The parameters of the samples go beside the PNG (same name,
+    ``.json``): ``synthesis.generator.Draw.from_dict`` replays each one.
     """
     from singlestrip_bids.report.figures import encode_png, mask_mosaic
     from singlestrip_bids.synthesis.generator import Synthesizer
 
     synth = Synthesizer(sources, config.synthesis, seed=seed)
-    columns = []
+    columns, draws = [], []
     for _ in range(count):
-        image, mask = synth.render(synth.sample())
+        draws.append(synth.sample())
+        image, mask = synth.render(draws[-1])
         columns.append(mask_mosaic(image[0].numpy(), mask[0].numpy() > 0.5, [config.voxel_size] * 3,
                                    slices_per_view=1))
     height = max(column.shape[0] for column in columns)
     padded = [np.pad(column, ((0, height - column.shape[0]), (0, 4), (0, 0))) for column in columns]
+    atomic_write_json([draw.to_dict() for draw in draws], Path(out_png).with_suffix(".json"))
     return atomic_write_bytes(encode_png(np.concatenate(padded, axis=1)), out_png)
 
 

@@ -6,8 +6,28 @@ import numpy as np
 import torch
 
 from singlestrip_bids.model.normalize import normalize_intensity
-from singlestrip_bids.synthesis import transforms as T
 from singlestrip_bids.synthesis.gmm import class_contrast
+from singlestrip_bids.transforms.field_of_view import (
+    AirClutter,
+    FieldOfView,
+    RandomAirClutter,
+    RandomFieldOfView,
+    RandomThickSlices,
+    ThickSlices,
+)
+from singlestrip_bids.transforms.intensity import (
+    BiasField,
+    ClassIntensities,
+    Gamma,
+    GaussianBlur,
+    GaussianNoise,
+    RandomBiasField,
+    RandomClassIntensities,
+    RandomGamma,
+    RandomGaussianBlur,
+    RandomGaussianNoise,
+)
+from singlestrip_bids.transforms.spatial import RandomSpatial, SpatialTransform
 
 
 @dataclass(frozen=True)
@@ -17,28 +37,28 @@ class SynthesisConfig:
     #: each axis of a draw's patch is one of these sizes, so the network sees inputs as large and
     #: as framed as the heads it is run on (``(64,)``: always 64³)
     patch_sizes: tuple = (64, 80, 96, 112)
-    spatial: T.RandomSpatial = field(default_factory=T.RandomSpatial)
-    air_clutter: T.RandomAirClutter = field(default_factory=T.RandomAirClutter)
+    spatial: RandomSpatial = field(default_factory=RandomSpatial)
+    air_clutter: RandomAirClutter = field(default_factory=RandomAirClutter)
     intensity_mean: tuple = (25 / 255, 225 / 255)
     intensity_std: tuple = (5 / 255, 25 / 255)
     background_zero_probability: float = 0.2
     #: share of draws that keep the source image's own GMM contrast instead of random intensities
     source_contrast_probability: float = 0.5
-    noise: T.RandomGaussianNoise = field(default_factory=T.RandomGaussianNoise)
-    blur: T.RandomGaussianBlur = field(default_factory=T.RandomGaussianBlur)
-    bias: T.RandomBiasField = field(default_factory=T.RandomBiasField)
-    gamma: T.RandomGamma = field(default_factory=T.RandomGamma)
-    field_of_view: T.RandomFieldOfView = field(default_factory=T.RandomFieldOfView)
-    thick_slices: T.RandomThickSlices = field(default_factory=T.RandomThickSlices)
+    noise: RandomGaussianNoise = field(default_factory=RandomGaussianNoise)
+    blur: RandomGaussianBlur = field(default_factory=RandomGaussianBlur)
+    bias: RandomBiasField = field(default_factory=RandomBiasField)
+    gamma: RandomGamma = field(default_factory=RandomGamma)
+    field_of_view: RandomFieldOfView = field(default_factory=RandomFieldOfView)
+    thick_slices: RandomThickSlices = field(default_factory=RandomThickSlices)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "SynthesisConfig":
-        nested = {"spatial": T.RandomSpatial, "air_clutter": T.RandomAirClutter, "noise": T.RandomGaussianNoise,
-                  "blur": T.RandomGaussianBlur, "bias": T.RandomBiasField, "gamma": T.RandomGamma,
-                  "field_of_view": T.RandomFieldOfView, "thick_slices": T.RandomThickSlices}
+        nested = {"spatial": RandomSpatial, "air_clutter": RandomAirClutter, "noise": RandomGaussianNoise,
+                  "blur": RandomGaussianBlur, "bias": RandomBiasField, "gamma": RandomGamma,
+                  "field_of_view": RandomFieldOfView, "thick_slices": RandomThickSlices}
         def plain(value):
             return tuple(value) if isinstance(value, list) else value
 
@@ -56,15 +76,15 @@ class Draw:
 
     source: int
     patch_shape: tuple
-    spatial: T.SpatialTransform
-    intensities: T.ClassIntensities
-    noise: T.GaussianNoise
-    blur: T.GaussianBlur
-    bias: T.BiasField
-    gamma: T.Gamma
-    field_of_view: T.FieldOfView
-    thick_slices: T.ThickSlices
-    air_clutter: T.AirClutter = T.AirClutter()  # last, so that draws logged before it existed replay
+    spatial: SpatialTransform
+    intensities: ClassIntensities
+    noise: GaussianNoise
+    blur: GaussianBlur
+    bias: BiasField
+    gamma: Gamma
+    field_of_view: FieldOfView
+    thick_slices: ThickSlices
+    air_clutter: AirClutter = AirClutter()  # last, so that draws logged before it existed replay
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,9 +92,9 @@ class Draw:
     @classmethod
     def from_dict(cls, values: dict) -> "Draw":
         """Rebuild a draw from :meth:`to_dict` output (e.g. read back from a JSON log)."""
-        kinds = {"spatial": T.SpatialTransform, "intensities": T.ClassIntensities, "noise": T.GaussianNoise,
-                 "blur": T.GaussianBlur, "bias": T.BiasField, "gamma": T.Gamma,
-                 "field_of_view": T.FieldOfView, "thick_slices": T.ThickSlices, "air_clutter": T.AirClutter}
+        kinds = {"spatial": SpatialTransform, "intensities": ClassIntensities, "noise": GaussianNoise,
+                 "blur": GaussianBlur, "bias": BiasField, "gamma": Gamma,
+                 "field_of_view": FieldOfView, "thick_slices": ThickSlices, "air_clutter": AirClutter}
         built = {key: kinds[key](**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
                  for key, params in values.items() if key in kinds}
         return cls(source=int(values["source"]), patch_shape=tuple(values["patch_shape"]), **built)
@@ -116,7 +136,7 @@ class Synthesizer:
             source=source,
             patch_shape=tuple(patch_shape) if patch_shape else self.sample_patch_shape(),
             spatial=c.spatial(rng),
-            intensities=T.RandomClassIntensities(self.n_classes, c.intensity_mean, c.intensity_std,
+            intensities=RandomClassIntensities(self.n_classes, c.intensity_mean, c.intensity_std,
                                                  c.background_zero_probability, self.contrasts[source],
                                                  c.source_contrast_probability)(rng),
             noise=c.noise(rng),

@@ -2,9 +2,10 @@
 
 import numpy as np
 
-from singlestrip_bids.qc.augment import RandomFlip, RandomRotation, RandomScaling, RandomShift, compose, warp
 from singlestrip_bids.model.autoencoder import build_autoencoder, default_config
 from singlestrip_bids.qc.autoencoder import box_index_map
+from singlestrip_bids.transforms.sampling import warp
+from singlestrip_bids.transforms.spatial import RandomFlip, RandomRotation, RandomScaling, RandomShift, compose
 
 AUGMENTATION = {"rotation_deg": 30.0, "scaling": [0.7, 1.4], "shift_mm": 10.0, "flip_axes": [0]}
 
@@ -57,9 +58,10 @@ def train_autoencoder(mask_working: np.ndarray, *, kind: str = "2d", steps: int 
 
     from singlestrip_bids.model.device import resolve_device
     from singlestrip_bids.model.loss import soft_dice_loss
+    from singlestrip_bids.seeding import seed_everything
     from singlestrip_bids.training.loop import Trainer
 
-    torch.manual_seed(seed)
+    seed_everything(seed)
     rng = np.random.default_rng(seed)
     device = resolve_device(device) if isinstance(device, str) else device
     ranges = {**AUGMENTATION, **(augmentation or {})}

@@ -62,7 +62,7 @@ def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=Fal
         label = PseudoLabel(Path(image), mask_file, name, round(stats["brain_volume_ml"], 2),
                             score_mask(nib.load(mask_file), bundle)["ae_dice"])
         if tta:
-            conformed = conform(load_image(image), voxel_size=bundle.voxel_size, multiple=bundle.multiple)
+            conformed = conform(load_image(image), voxel_size=bundle.voxel_size, multiple=bundle.size_multiple)
             label.tta_dice = round(tta_agreement(predictor, conformed.data, seed=seed)["tta_dice"], 4)
         LOG.info("%s: AE-QC %.3f%s, %.0f mL", name, label.ae_dice,
                  "" if label.tta_dice is None else f", TTA {label.tta_dice:.3f}", label.brain_volume_ml)
@@ -108,16 +108,15 @@ def fine_tune(bundle_path, labeled_source, selected, config, *, from_scratch=Fal
     from singlestrip_bids.io.nifti import load_image
     from singlestrip_bids.model.bundle import load_bundle
     from singlestrip_bids.model.unet import UNet
+    from singlestrip_bids.seeding import seed_everything
     from singlestrip_bids.training.sl1 import prepare_source, train_unet
-
-    import torch
 
     sources, summaries = [labeled_source], []
     for index, label in enumerate(selected):
         labels, mask, summary = prepare_source(load_image(label.image), nib.load(label.mask), config, seed + index)
         sources.append((labels, mask, summary))
         summaries.append({"bids_name": label.bids_name, **summary})
-    torch.manual_seed(seed)
+    seed_everything(seed)
     unet = UNet(config.unet) if from_scratch else load_bundle(bundle_path).unet
     losses = train_unet(unet, sources, config, device=device, checkpoint=checkpoint, resume=resume, seed=seed)
     return unet, losses, sources, summaries

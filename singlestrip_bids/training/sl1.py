@@ -116,14 +116,13 @@ def train_sl1(image_img, mask_img, bundle_path, config: TrainingConfig = Trainin
     starts (:func:`initial_unet`); ``extra`` adds provenance (e.g. the sizing); ``source`` is the
     ``(labels, mask, gmm summary)`` of the working grid, reused by self-training.
     """
-    import torch
 
     from singlestrip_bids.model.bundle import save_bundle
     from singlestrip_bids.model.device import resolve_device
+    from singlestrip_bids.seeding import seed_everything
 
     device = resolve_device(device) if isinstance(device, str) else device
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
+    seed_everything(config.seed)
     start = time.perf_counter()
     labels, mask, gmm = prepare_source(image_img, mask_img, config, config.seed)
     LOG.info("GMM class map: %d classes, brain %.0f mL on the working grid",

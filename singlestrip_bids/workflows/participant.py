@@ -136,12 +136,13 @@ def init_image_wf(*, bundle, bundle_path, device, border_mm, omp_nthreads, bids_
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["source_file", "bids_meta"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["source_file", "mask_file", "qc_file"]), name="outputnode")
-    conform = pe.Node(ConformImage(voxel_size=bundle.voxel_size, multiple=bundle.multiple), name="conform",
+    conform = pe.Node(ConformImage(voxel_size=bundle.voxel_size, multiple=bundle.size_multiple), name="conform",
                       mem_gb=1.0)
     predict = pe.Node(PredictProbability(bundle_path=str(bundle_path), model_id=bundle.model_id, device=device,
                                          num_threads=omp_nthreads),
                       name="predict", n_procs=omp_nthreads, mem_gb=2.0)
-    postprocess = pe.Node(PostprocessMask(border_mm=border_mm), name="postprocess", mem_gb=1.0)
+    postprocess = pe.Node(PostprocessMask(border_mm=border_mm, threshold=bundle.mask_threshold), name="postprocess",
+                          mem_gb=1.0)
     figure = pe.Node(MaskFigure(), name="figure", mem_gb=0.5)
     settings = {"border_mm": border_mm, "device_requested": device, "working_voxel_size_mm": bundle.voxel_size}
     # Always rerun (cheap copies): derivatives deleted from output_dir are rewritten from the work dir.

@@ -85,13 +85,17 @@ class DockerEngine:
         self.socket = self.root / "docker.sock"
         self.log = self.root / "dockerd.log"
         self._process = None
-        # The client shipped with this dockerd (docker.io puts dockerd in sbin/, docker in bin/): a
-        # newer client found first on PATH would insist on the buildx plugin for BuildKit builds.
-        dockerd = Path(shutil.which("dockerd") or "dockerd")
-        sibling = dockerd.parent.parent / "bin" / "docker"
-        self.client = str(sibling) if sibling.exists() else (shutil.which("docker") or "docker")
         self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.socket}", "DOCKER_BUILDKIT": "1",
                     "DOCKER_CONFIG": str(self.root / "client")}
+
+    @property
+    def client(self) -> str:
+        """The client shipped with this dockerd (docker.io puts dockerd in sbin/, docker in bin/): a
+        newer client found first on PATH would insist on the buildx plugin for BuildKit builds.
+        Looked up when used, as dockerd may be installed after this engine was made."""
+        dockerd = shutil.which("dockerd")
+        sibling = Path(dockerd).resolve().parent.parent / "bin" / "docker" if dockerd else None
+        return str(sibling) if sibling and sibling.exists() else (shutil.which("docker") or "docker")
 
     def start(self) -> "DockerEngine":
         if os.geteuid() != 0:
