@@ -55,6 +55,15 @@ def _two_d(path):
     nib.save(nib.Nifti1Image(np.ones((64, 64, 1), np.float32), np.eye(4)), path)
 
 
+def _constant(path):
+    nib.save(nib.Nifti1Image(np.full((64, 64, 64), 7.0, np.float32), np.eye(4)), path)
+
+
+def _tiny_voxels(path):
+    img = nib.load(path)
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), np.diag([0.001, 0.001, 0.001, 1.0])), path)
+
+
 def _five_d(path):
     nib.save(nib.Nifti1Image(np.ones((8, 8, 8, 2, 2), np.float32), np.eye(4)), path)
 
@@ -71,6 +80,8 @@ def _five_d(path):
         ("not a NIfTI", _not_gzip, [], "not a NIfTI"),
         ("2D image", _two_d, [], "not a 3D volume"),
         ("5D image", _five_d, [], "5D image"),
+        ("constant image", _constant, [], "no anatomy to strip (every voxel is 7)"),
+        ("0.001 mm voxels", _tiny_voxels, [], "voxel size 0.001 x 0.001 x 0.001 mm is outside"),
         ("not a model bundle", None, ["--model", "."], "not a model bundle"),
         ("unknown plugin", None, ["--plugin", "NoSuchPlugin"], "unknown Nipype plugin"),
     ],
@@ -197,3 +208,9 @@ def test_a_second_run_on_the_same_work_dir_is_refused(dataset, tmp_path, tiny_bu
     completed = run_cli(dataset, tmp_path / "out", "participant", SKIP, "--model", tiny_bundle, "-w", work,
                         "--nprocs", "1", cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr[-2000:]
+    import json
+
+    (config_file,) = (tmp_path / "out" / "logs").glob("participant-*_config.json")
+    config = json.loads(config_file.read_text())
+    assert config["level"] == "participant" and config["settings"]["work_dir"] == str(work)
+    assert config["settings"]["model"] == str(tiny_bundle) and config["settings"]["nprocs"] == 1

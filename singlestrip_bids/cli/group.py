@@ -24,6 +24,7 @@ def run_group(args) -> int:
     )
     from singlestrip_bids.io.derivatives import write_dataset_description
     from singlestrip_bids.io.nifti import load_image
+    from singlestrip_bids.io.outputs import write_run_config
     from singlestrip_bids.training.group import SSL_STEPS, GroupSettings, one_shot_steps, run_group_level
     from singlestrip_bids.training.sl1 import TrainingConfig
 
@@ -57,6 +58,8 @@ def run_group(args) -> int:
 
         torch.set_num_threads(threads)
     write_dataset_description(args.output_dir, args.bids_dir)
+    write_run_config(args.output_dir, "group", {**vars(args), "labeled_image": labeled_image,
+                                                "labeled_mask": labeled_mask})
     final = run_group_level(labeled_image, labeled_mask, images, args.output_dir, args.work_dir, settings)
     print(f"Final model: {final}")
     print(f"Group tables and reports: {args.output_dir}/group_*.tsv, group_*.html")

@@ -14,13 +14,13 @@ def select_images(args) -> list[Path]:
     ``UserError`` and an untouched output folder.
     """
     from singlestrip_bids.io.bids import collect_images, load_bids_filters
-    from singlestrip_bids.io.nifti import load_image
+    from singlestrip_bids.io.nifti import check_image_content, load_image
 
     filters = load_bids_filters(args.bids_filter_file) if args.bids_filter_file else None
     images = collect_images(args.bids_dir, participant_labels=args.participant_label,
                             session_labels=args.session_label, suffixes=args.suffix, bids_filters=filters)
     for image in images:
-        load_image(image)
+        check_image_content(image, load_image(image))
     return images
 
 
@@ -28,6 +28,7 @@ def run_participant(args, images) -> int:
     """Strip ``images`` (from ``select_images``) with the Nipype workflow; returns the exit code 0."""
     from singlestrip_bids.io.bids import bids_metadata
     from singlestrip_bids.io.derivatives import write_dataset_description
+    from singlestrip_bids.io.outputs import write_run_config
     from singlestrip_bids.model.bundle import resolve_bundle_path
     from singlestrip_bids.model.device import resolve_device
     from singlestrip_bids.workflows.participant import check_plugin, init_participant_wf, run_workflow
@@ -44,6 +45,7 @@ def run_participant(args, images) -> int:
         bids_meta=bids_metadata(args.bids_dir, images),
     )
     write_dataset_description(args.output_dir, args.bids_dir)
+    write_run_config(args.output_dir, "participant", {**vars(args), "model": bundle_path, "nprocs": nprocs})
     graph = run_workflow(workflow, work_dir=args.work_dir, plugin=args.plugin, plugin_args=args.plugin_args,
                          nprocs=nprocs, mem_gb=args.mem_gb, verbose=args.verbose)
     _print_summary(graph, workflow.name, args.output_dir)

@@ -41,6 +41,25 @@ def load_image(path) -> nib.spatialimages.SpatialImage:
     return type(img)(data, img.affine, img.header)
 
 
+#: voxel edges (mm) an MRI image can have, ×10-scaled rodent headers included; outside: a broken header
+VOXEL_SIZE_RANGE_MM = (0.01, 30.0)
+
+
+def check_image_content(path, img) -> None:
+    """UserError for an image that cannot hold anatomy: voxel edges outside ``VOXEL_SIZE_RANGE_MM``,
+    or one value in every finite voxel (an empty or constant image)."""
+    sizes = voxel_sizes_mm(img.affine)
+    low, high = VOXEL_SIZE_RANGE_MM
+    if sizes.min() < low or sizes.max() > high:
+        raise UserError(f"{path}: voxel size {' x '.join(f'{s:.3g}' for s in sizes)} mm is outside "
+                        f"{low}-{high} mm: check the header's pixdim and affine")
+    data = np.asanyarray(img.dataobj)
+    finite = data[np.isfinite(data)] if np.issubdtype(data.dtype, np.floating) else data
+    if finite.size == 0 or finite.min() == finite.max():
+        value = "no finite value" if finite.size == 0 else f"every voxel is {finite.flat[0]:g}"
+        raise UserError(f"{path}: no anatomy to strip ({value})")
+
+
 def voxel_sizes_mm(affine) -> np.ndarray:
     """Voxel edge lengths in mm of a 4x4 voxel → world affine (column norms, right for oblique grids)."""
     return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))

@@ -61,3 +61,18 @@ def _version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+def write_run_config(output_dir, level: str, settings: dict) -> Path:
+    """The run's resolved settings as ``output_dir/logs/<level>-<UTC time>_config.json`` (as fMRIPrep
+    keeps its config beside its outputs): the options after defaults and checks, the version, the
+    machine. Written atomically; returns the path."""
+    import time
+
+    from singlestrip_bids.io.derivatives import atomic_write_json
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    document = {"level": level, "singlestrip_bids_version": __version__, "python": platform.python_version(),
+                "machine": platform.machine(),
+                "settings": settings}
+    return atomic_write_json(document, Path(output_dir) / "logs" / f"{level}-{stamp}_config.json")
