@@ -70,12 +70,15 @@ def summary_tables(rows, qc_rows, dataset: str = "human") -> str:
 
 
 def per_fold_table(rows) -> str:
-    """Mean Dice per fold and model (how often self-training beat SL-1)."""
+    """Mean Dice per fold and model (how often self-training beat SL-1); "-" where a fold lacks a model."""
     folds = sorted({row["fold"] for row in rows})
     models = _models(rows)
-    records = [{"fold": fold, **{model: statistics.fmean(row["dice"] for row in rows
-                                                         if row["fold"] == fold and row["model"] == model)
-                                 for model in models}} for fold in folds]
+
+    def mean(fold, model):
+        values = [row["dice"] for row in rows if row["fold"] == fold and row["model"] == model]
+        return statistics.fmean(values) if values else None
+
+    records = [{"fold": fold, **{model: mean(fold, model) for model in models}} for fold in folds]
     return format_table(records, ["fold", *models])
 
 

@@ -280,3 +280,11 @@ def test_paper_quick_runs_a_fold_end_to_end_on_one_image(tmp_path):
     rows = json.loads((out / "paper.json").read_text())["rows"]
     assert [(r["model"], r["dice"]) for r in rows if r["model"] not in ("SL-1", "SSL-AE")] == [("HD-BET (fast)", 0.91)]
     assert "HD-BET (fast)" in again.stdout
+
+
+def test_per_fold_table_leaves_a_model_a_fold_did_not_run_empty():
+    rows = [{"fold": 1, "model": "SL-1", "dice": 0.8}, {"fold": 1, "model": "SSL-T", "dice": 0.9},
+            {"fold": 2, "model": "SL-1", "dice": 0.7}, {"fold": 2, "model": "deepbet", "dice": 0.95}]
+    lines = paper_tables.per_fold_table(rows).splitlines()
+    assert lines[0].split() == ["fold", "SL-1", "SSL-T", "deepbet"]
+    assert lines[2].split() == ["1", "0.800", "0.900", "-"] and lines[3].split() == ["2", "0.700", "-", "0.950"]
