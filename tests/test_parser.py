@@ -53,6 +53,7 @@ def test_positionals_and_defaults():
         (["--train-steps", "500"], "train_steps", 500),
         (["--batch-size", "2"], "batch_size", 2),
         (["--working-voxel-size", "1.5"], "working_voxel_size", 1.5),
+        (["--ssl-learning-rate", "3e-5"], "ssl_learning_rate", 3e-5),
         (["--resume"], "resume", True),
         (["--qc-ae", "3d"], "qc_ae", "3d"),
         (["--qc-ae-steps", "50"], "qc_ae_steps", 50),

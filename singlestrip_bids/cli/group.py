@@ -25,7 +25,13 @@ def run_group(args) -> int:
     from singlestrip_bids.io.derivatives import write_dataset_description
     from singlestrip_bids.io.nifti import load_image
     from singlestrip_bids.io.outputs import write_run_config
-    from singlestrip_bids.training.group import SSL_STEPS, GroupSettings, one_shot_steps, run_group_level
+    from singlestrip_bids.training.group import (
+        SSL_LEARNING_RATE,
+        SSL_STEPS,
+        GroupSettings,
+        one_shot_steps,
+        run_group_level,
+    )
     from singlestrip_bids.training.sl1 import TrainingConfig
 
     if not args.labeled_subject:
@@ -47,7 +53,8 @@ def run_group(args) -> int:
     settings = GroupSettings(training=training, qc_ae=args.qc_ae, top_k=args.top_k, rounds=args.ssl_rounds,
                              ranking=args.ssl_ranking, from_scratch=args.from_scratch, device=args.device,
                              resume=args.resume, working_voxel_size=voxel_size, init=str(args.init),
-                             ssl_steps=args.ssl_steps or SSL_STEPS)
+                             ssl_steps=args.ssl_steps or SSL_STEPS,
+                             ssl_learning_rate=args.ssl_learning_rate or SSL_LEARNING_RATE)
     if args.qc_ae_steps is not None:
         settings = replace(settings, ae_steps=args.qc_ae_steps)
     LOGGER.info("labeled example: %s with %s; %d image(s) selected", labeled_image.name, labeled_mask.name,

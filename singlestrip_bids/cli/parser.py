@@ -127,6 +127,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="training steps of the U-Net (default: the training default)")
     group.add_argument("--ssl-steps", type=_number(int, above=0),
                        help="fine-tuning steps of each self-training round (default: the group default)")
+    group.add_argument("--ssl-learning-rate", type=_number(float, above=0), metavar="LR",
+                       help="fine-tuning learning rate of each self-training round (default: the group default)")
     group.add_argument("--batch-size", type=_number(int, above=0), help="synthetic pairs per training step")
     group.add_argument("--working-voxel-size", type=_auto_or(_number(float, above=0)), default="auto", metavar="MM",
                        help="voxel size of the network's working grid in mm; auto: the labeled brain's "
