@@ -68,7 +68,7 @@ class _PostprocessInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="the raw image (its grid and header are kept)")
     prob_file = File(exists=True, mandatory=True, desc="output of PredictProbability")
     border_mm = traits.Float(0.0, usedefault=True, desc="grow (> 0) or shrink (< 0) the mask (mm)")
-    threshold = traits.Float(0.5, usedefault=True, desc="P(brain) at or above which a voxel is brain")
+    threshold = traits.Float(mandatory=True, desc="P(brain) at or above which a voxel is brain (the bundle's)")
 
 
 class _PostprocessOutputSpec(TraitedSpec):
