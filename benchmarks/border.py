@@ -112,7 +112,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from singlestrip_bids.io.derivatives import atomic_write_json
+    from singlestrip_bids.io.atomic import atomic_write_json
 
     args = parse_args(argv)
     run_dir = args.run_dir or latest_run(HERE / "results")

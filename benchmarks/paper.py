@@ -256,7 +256,7 @@ def peer_rows(results_files, fold, dataset: str) -> list:
 def main(argv=None) -> int:
     import torch
 
-    from singlestrip_bids.io.derivatives import atomic_write_json
+    from singlestrip_bids.io.atomic import atomic_write_json
 
     args = parse_args(argv)
     stop_on_sigterm()

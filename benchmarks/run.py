@@ -65,7 +65,7 @@ class References:
 
     def get(self, case):
         if case.name not in self.cache:
-            from singlestrip_bids.io.derivatives import atomic_write_nifti
+            from singlestrip_bids.io.atomic import atomic_write_nifti
             from singlestrip_bids.io.nifti import nifti_like
 
             mask, img, sizes = load_reference(case)

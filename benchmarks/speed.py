@@ -39,7 +39,7 @@ OVERHEAD_TARGET = 0.20
 
 def build_dataset(data_dir: Path, root: Path, subjects: int) -> list:
     """``root``: a BIDS dataset of ``subjects`` T1w heads (fs_training_t1 cycled); returns the images."""
-    from singlestrip_bids.io.derivatives import atomic_write_bytes, atomic_write_json, atomic_write_nifti
+    from singlestrip_bids.io.atomic import atomic_write_bytes, atomic_write_json, atomic_write_nifti
 
     heads = sorted((data_dir / "fs_training_t1").glob("sub-*/T1.mgz"))
     if not heads:
@@ -251,7 +251,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from singlestrip_bids.io.derivatives import atomic_write_json
+    from singlestrip_bids.io.atomic import atomic_write_json
 
     args = parse_args(argv)
     if args.pure:

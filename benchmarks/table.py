@@ -11,7 +11,7 @@ import io
 import math
 import statistics
 
-from singlestrip_bids.io.derivatives import atomic_write_bytes, atomic_write_json
+from singlestrip_bids.io.atomic import atomic_write_bytes, atomic_write_json
 
 ROW_FIELDS = ["image", "dataset", "contrast", "method", "status", "reason", "dice", "hd95_mm",
               "inference_s", "process_s", "peak_rss_mb", "reference_note"]

@@ -26,6 +26,14 @@ def tiny_bundle(tmp_path_factory) -> Path:
                        qc_ae=qc_ae)
 
 
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """One real oblique T1w head (96x128x128, float32) as a valid BIDS dataset (a module may override it)."""
+    from helpers_bids import make_bids_dataset
+
+    return make_bids_dataset(tmp_path_factory.mktemp("raw") / "ds", subjects=("mrtrix",))
+
+
 def run_cli(*args, cwd=None, timeout=1200) -> subprocess.CompletedProcess:
     """Run ``python -m singlestrip_bids ARGS`` as a user would; text output captured.
 

@@ -7,18 +7,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 from conftest import run_cli, tree_digest
-from helpers_bids import DATA_DIR, data_available, make_bids_dataset
+from helpers_bids import DATA_DIR, data_available
+from helpers_errors import assert_refused
 
 pytestmark = pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
 
 T1W = "sub-mrtrix/anat/sub-mrtrix_T1w.nii.gz"
 SKIP = "--skip-bids-validation"
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """One real oblique T1w head (96x128x128, float32) as a valid BIDS dataset."""
-    return make_bids_dataset(tmp_path_factory.mktemp("raw") / "ds", subjects=("mrtrix",))
 
 
 def copy_with(dataset, tmp_path, write_t1w):
@@ -27,15 +22,6 @@ def copy_with(dataset, tmp_path, write_t1w):
     shutil.copytree(dataset, copy)
     write_t1w(copy / T1W)
     return copy
-
-
-def assert_refused(completed, fragment, code=1):
-    """Exit ``code``, no traceback, exactly one ``singlestrip_bids: error:`` line containing ``fragment``."""
-    assert completed.returncode == code, completed.stderr
-    assert "Traceback" not in completed.stderr
-    errors = [line for line in completed.stderr.splitlines() if line.startswith("singlestrip_bids: error:")]
-    assert len(errors) == 1, completed.stderr
-    assert fragment in errors[0], errors[0]
 
 
 def _empty(path):

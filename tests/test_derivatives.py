@@ -1,4 +1,4 @@
-"""io.derivatives: names from BIDS entities, sidecars, dataset_description, folder checks, atomic writes."""
+"""io.derivatives: names from BIDS entities, sidecars, dataset_description, folder checks."""
 
 import json
 import os
@@ -11,10 +11,8 @@ from helpers_bids import DATA_DIR, data_available, make_bids_dataset
 import singlestrip_bids.io.derivatives as derivatives
 from singlestrip_bids import __version__
 from singlestrip_bids.errors import UserError
+from singlestrip_bids.io.atomic import atomic_write_bytes, atomic_write_json, atomic_write_nifti
 from singlestrip_bids.io.derivatives import (
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_nifti,
     check_output_dir,
     image_outputs,
     split_bids_name,
@@ -203,39 +201,6 @@ def test_check_output_dir_unwritable(tmp_path):
             check_output_dir(raw, locked / "out")
     finally:
         locked.chmod(0o700)
-
-
-def test_atomic_json_sorted_numpy_and_no_leftovers(tmp_path):
-    path = atomic_write_json({"b": np.float32(0.5), "a": np.arange(3), "c": np.bool_(True), "d": tmp_path},
-                             tmp_path / "deep" / "x.json")
-    text = path.read_text()
-    assert json.loads(text) == {"a": [0, 1, 2], "b": 0.5, "c": True, "d": str(tmp_path)}
-    assert text.index('"a"') < text.index('"b"') and '\n  "a"' in text
-    assert os.listdir(path.parent) == ["x.json"]
-
-
-def test_atomic_write_keeps_old_file_on_failure(tmp_path):
-    path = atomic_write_bytes(b"old", tmp_path / "x.json")
-    with pytest.raises(TypeError):
-        atomic_write_json({"bad": object()}, path)
-
-    class Broken:
-        def to_filename(self, filename):
-            open(filename, "wb").write(b"partial")
-            raise OSError("disk full")
-
-    with pytest.raises(OSError):
-        atomic_write_nifti(Broken(), tmp_path / "x.nii.gz")
-    assert path.read_bytes() == b"old"
-    assert sorted(os.listdir(tmp_path)) == ["x.json"]
-
-
-def test_atomic_write_nifti_round_trip(tmp_path):
-    img = nib.Nifti1Image(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.diag([2.0, 2.0, 3.0, 1.0]))
-    path = atomic_write_nifti(img, tmp_path / "sub-01_T1w.nii.gz")
-    loaded = nib.load(path)
-    assert np.array_equal(np.asanyarray(loaded.dataobj), np.asanyarray(img.dataobj))
-    assert path.read_bytes()[:2] == b"\x1f\x8b"  # gzip, chosen from the final name
 
 
 @needs_data

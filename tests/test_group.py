@@ -160,3 +160,25 @@ def test_cli_group_level_user_errors_are_one_line(bids, tmp_path, capsys, extra,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and message in err[0]
     assert not (tmp_path / "out" / "models").exists()
+
+
+def test_cli_group_level_a_folder_it_cannot_make_is_one_line(bids, tmp_path, capsys):
+    """A failure of the machine, not of the input (here: models/ is a file), ends in one line, exit 1."""
+    from singlestrip_bids.cli.run import main
+
+    labeled_mask = tmp_path / "sub-01_mask.nii.gz"
+    manual = nib.load(bids / "derivatives" / "manual" / "sub-01" / "anat" / "sub-01_desc-brain_mask.nii.gz")
+    from singlestrip_bids.inference.postprocess import largest_component
+
+    nib.save(nib.Nifti1Image(largest_component(np.asanyarray(manual.dataobj) > 0)[0].astype(np.uint8),
+                             manual.affine), labeled_mask)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "models").write_text("a file where the models folder belongs")
+    code = main([str(bids), str(out), "group", "--labeled-subject", "01", "--labeled-mask", str(labeled_mask),
+                 "--skip-bids-validation", "--train-steps", "1", "--working-voxel-size", "12", "--ssl-rounds", "0",
+                 "--qc-ae-steps", "2", "--device", "cpu", "-w", str(tmp_path / "work")])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("singlestrip_bids: error: ")]
+    assert code == 1 and len(errors) == 1 and "Traceback" not in err, err
+    assert str(out / "models") in errors[0] and "(run with -v for the traceback)" in errors[0]

@@ -46,7 +46,6 @@ def test_positionals_and_defaults():
         (["--plugin", "SLURM", "--plugin-args", '{"sbatch_args": "-p short"}'], "plugin_args",
          {"sbatch_args": "-p short"}),
         (["-vv"], "verbose", 2),
-        (["--bids-filter-file", "f.json"], "bids_filter_file", Path("f.json")),
         (["--qc-masks", "deriv"], "qc_masks", Path("deriv")),
         (["--labeled-subject", "01"], "labeled_subject", "01"),
         (["--labeled-mask", "m.nii.gz"], "labeled_mask", Path("m.nii.gz")),
@@ -82,6 +81,11 @@ def test_options(argv, attribute, expected):
         [*BASE, "--ssl-rounds", "-1"],
         [*BASE, "--top-k", "0"],
         [*BASE, "--no-such-flag"],
+        [*BASE, "--border", "nan"],
+        [*BASE, "--ssl-learning-rate", "inf"],
+        [*BASE, "--mem-gb", "inf"],
+        [*BASE, "--random-seed", "-1"],
+        [*BASE, "--bids-filter-file", "no/such/filter.json"],
     ],
 )
 def test_usage_errors_exit_2(argv, capsys):
@@ -89,6 +93,33 @@ def test_usage_errors_exit_2(argv, capsys):
         _build_parser().parse_args(argv)
     assert raised.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_the_filter_file_is_read_by_the_parser(tmp_path):
+    path = tmp_path / "filter.json"
+    path.write_text('{"T1w": {"acquisition": "mprage", "session": null, "run": [1, 2]}}')
+    assert parse("--bids-filter-file", str(path)).bids_filters == {
+        "t1w": {"acquisition": "mprage", "session": None, "run": [1, 2]}}
+
+
+def test_settings_are_built_once_and_frozen(tmp_path):
+    """Every parser option has its settings field (and no field lacks an option); paths and labels normalised."""
+    from dataclasses import FrozenInstanceError, fields
+
+    from singlestrip_bids.cli.settings import RunSettings, settings_from_args
+
+    parser = _build_parser()
+    dests = {action.dest for action in parser._actions if action.dest not in ("help", "version")}
+    assert dests == {field.name for field in fields(RunSettings)}
+    args = parser.parse_args(["bids", "out", "participant", "--participant-label", "sub-01", "02", "01",
+                              "--session-label", "ses-a", "-w", "~/w"])
+    settings = settings_from_args(args)
+    assert settings.bids_dir.is_absolute() and settings.output_dir == (Path.cwd() / "out")
+    assert settings.work_dir == Path("~/w").expanduser()
+    assert (settings.participant_label, settings.session_label, settings.suffix) == (("01", "02"), ("a",), ("T1w",))
+    with pytest.raises(FrozenInstanceError):
+        settings.border = 2.0
+    assert settings.to_dict()["bids_dir"] == str(settings.bids_dir)
 
 
 HEAVY = ("torch", "nipype", "bids", "nibabel", "scipy", "numpy")

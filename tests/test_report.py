@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from helpers_bids import DATA_DIR, data_available
 
-from singlestrip_bids.io.derivatives import atomic_write_json, image_outputs
+from singlestrip_bids.io.atomic import atomic_write_json
+from singlestrip_bids.io.derivatives import image_outputs
 from singlestrip_bids.report.figures import (
     CONTOUR_RGB,
     GAP_PX,

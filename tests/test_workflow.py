@@ -10,7 +10,8 @@ from helpers_bids import DATA_DIR, data_available, make_bids_dataset
 
 from singlestrip_bids.errors import UserError
 from singlestrip_bids.model.bundle import load_bundle, save_bundle
-from singlestrip_bids.workflows.participant import check_plugin, init_participant_wf, run_workflow
+from singlestrip_bids.workflows.execution import check_plugin, run_workflow
+from singlestrip_bids.workflows.participant import init_participant_wf
 
 HEAVY_NODES = ("conform", "predict", "postprocess", "ae_qc", "figure")
 
@@ -122,3 +123,37 @@ def test_run_then_rerun_reuses_the_work_dir(tmp_path, tiny_bundle):
     new_qc = json.loads((out / "sub-mrtrix" / "anat" / "sub-mrtrix_desc-brain_qc.json").read_text())
     assert new_qc["provenance"]["model_id"] == load_bundle(other).model_id != qc["provenance"]["model_id"]
     assert np.asarray(nib.load(mask).dataobj).dtype == np.uint8
+
+
+@pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
+def test_embedded_in_a_parent_pipeline_its_outputnode_gives_the_outputs(tmp_path, tiny_bundle):
+    """As a step of an fMRIPrep-style pipeline: a downstream node receives the masks, QC files and reports."""
+    from nipype.interfaces import utility as niu
+    from nipype.pipeline import engine as pe
+
+    mice = DATA_DIR / "mouse_epi_sidneyp"
+    images = [mice / f"sub-0{n}/ses-1/anat/sub-0{n}_ses-1_T2starw.nii.gz" for n in (1, 2)]
+    participant_wf = build(tiny_bundle, mice, images, tmp_path)
+
+    def record(mask_files, qc_files, report_files, out_file):
+        import json
+
+        with open(out_file, "w") as handle:
+            json.dump({"masks": mask_files, "qc": qc_files, "reports": report_files}, handle)
+        return out_file
+
+    downstream = pe.Node(niu.Function(input_names=["mask_files", "qc_files", "report_files", "out_file"],
+                                      output_names=["out_file"], function=record), name="downstream")
+    downstream.inputs.out_file = str(tmp_path / "received.json")
+    parent = pe.Workflow(name="parent_wf")
+    parent.connect(participant_wf, "outputnode.mask_files", downstream, "mask_files")
+    parent.connect(participant_wf, "outputnode.qc_files", downstream, "qc_files")
+    parent.connect(participant_wf, "outputnode.report_files", downstream, "report_files")
+    run_workflow(parent, work_dir=tmp_path / "work", plugin="Linear")
+    received = json.loads((tmp_path / "received.json").read_text())
+    out = tmp_path / "out"
+    assert received["masks"] == [str(out / f"sub-0{n}/ses-1/anat/sub-0{n}_ses-1_space-T2starw_desc-brain_mask.nii.gz")
+                                 for n in (1, 2)]
+    assert [path.rsplit("/", 1)[1] for path in received["qc"]] == [
+        f"sub-0{n}_ses-1_space-T2starw_desc-brain_qc.json" for n in (1, 2)]
+    assert received["reports"] == [str(out / "sub-01.html"), str(out / "sub-02.html")]

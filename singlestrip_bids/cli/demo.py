@@ -95,7 +95,8 @@ def build_demo_dataset(root) -> Path:
     """
     import numpy as np
 
-    from singlestrip_bids.io.derivatives import BIDS_VERSION, atomic_write_bytes, atomic_write_json, atomic_write_nifti
+    from singlestrip_bids.io.atomic import atomic_write_bytes, atomic_write_json, atomic_write_nifti
+    from singlestrip_bids.io.derivatives import BIDS_VERSION
 
     root = Path(root)
     head = demo_head()

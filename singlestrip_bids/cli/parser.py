@@ -5,19 +5,22 @@ Only the standard library is imported here, so ``--help`` and ``--version`` answ
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from singlestrip_bids import __version__
 
 
 def _number(kind, *, above=None, at_least=None):
-    """An argparse type converting to ``kind`` (int or float) within a lower bound."""
+    """An argparse type converting to ``kind`` (int or float), finite, within a lower bound."""
 
     def convert(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
         if above is not None and not value > above:
             raise argparse.ArgumentTypeError(f"must be > {above}: {text!r}")
         if at_least is not None and value < at_least:
@@ -45,6 +48,17 @@ def _init(text: str):
     if not (Path(text) / "bundle.json").is_file():
         raise argparse.ArgumentTypeError(f"not scratch, default or a model bundle folder: {text!r}")
     return Path(text)
+
+
+def _bids_filter_file(text: str) -> dict:
+    """``--bids-filter-file``: the file read and checked (``io.bids.load_bids_filters``)."""
+    from singlestrip_bids.errors import UserError
+    from singlestrip_bids.io.bids import load_bids_filters
+
+    try:
+        return load_bids_filters(Path(text).expanduser())
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _json_object(text: str) -> dict:
@@ -81,7 +95,7 @@ def _build_parser() -> argparse.ArgumentParser:
     select.add_argument("--session-label", "--session_label", dest="session_label",
                         nargs="+", action="extend", metavar="LABEL",
                         help="sessions to process, with or without 'ses-' (default: all)")
-    select.add_argument("--bids-filter-file", type=Path, metavar="FILE",
+    select.add_argument("--bids-filter-file", dest="bids_filters", type=_bids_filter_file, metavar="FILE",
                         help="a PyBIDS JSON filter keyed by lower-case suffix, as in fMRIPrep")
     select.add_argument("--suffix", nargs="+", action="extend", metavar="SUFFIX",
                         help="BIDS suffixes to strip, e.g. T1w T2w FLAIR PDw bold dwi asl m0scan "
@@ -104,14 +118,14 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="Nipype execution plugin: Linear, MultiProc, SLURM, SGE, PBS, ... (default: %(default)s)")
     run.add_argument("--plugin-args", type=_json_object, default={}, metavar="JSON",
                      help="Nipype plugin arguments as a JSON object, e.g. '{\"sbatch_args\": \"-p short\"}'")
-    run.add_argument("--random-seed", type=int, default=0,
+    run.add_argument("--random-seed", type=_number(int, at_least=0), default=0,
                      help="seed of the Python, NumPy and torch random generators (default: %(default)s)")
 
     model = parser.add_argument_group("model and masks")
     model.add_argument("--model", type=Path, metavar="BUNDLE",
                        help="a model bundle folder (default: output_dir/models/final from a previous "
                        "group run if present, else the model shipped with the package)")
-    model.add_argument("--border", type=float, default=0.0, metavar="MM",
+    model.add_argument("--border", type=_number(float), default=0.0, metavar="MM",
                        help="grow (> 0) or shrink (< 0) the mask by this distance in mm (default: %(default)s)")
     model.add_argument("--qc-masks", type=Path, metavar="DERIV_DIR",
                        help="participant level: score the *_desc-brain_mask files of this derivatives "

@@ -13,30 +13,30 @@ from pathlib import Path
 LOGGER = logging.getLogger("singlestrip_bids")
 
 
-def run_qc_masks(args) -> int:
-    """Write a QC JSON for every selected image from its mask in ``args.qc_masks``; returns 0."""
+def run_qc_masks(settings) -> int:
+    """Write a QC JSON for every selected image from its mask in ``settings.qc_masks``; returns 0."""
     from singlestrip_bids.cli.participant import select_images
     from singlestrip_bids.errors import UserError
+    from singlestrip_bids.io.atomic import atomic_write_json
     from singlestrip_bids.io.bids import bids_metadata
-    from singlestrip_bids.io.derivatives import atomic_write_json, image_outputs, write_dataset_description
+    from singlestrip_bids.io.derivatives import image_outputs, write_dataset_description
     from singlestrip_bids.io.outputs import qc_document
     from singlestrip_bids.model.bundle import load_bundle, resolve_bundle_path
     from singlestrip_bids.qc.external import score_external_mask
 
-    deriv_dir = Path(args.qc_masks)
+    deriv_dir = Path(settings.qc_masks)
     if not deriv_dir.is_dir():
         raise UserError(f"--qc-masks {deriv_dir} is not a directory")
-    bundle_path = resolve_bundle_path(args.model, args.output_dir)
+    bundle_path = resolve_bundle_path(settings.model, settings.output_dir)
     bundle = load_bundle(bundle_path)
     if bundle.qc_ae is None:
         raise UserError(f"model bundle {bundle_path} has no QC autoencoder to score masks with")
-    images = select_images(args)
-    meta = bids_metadata(args.bids_dir, images)
-    write_dataset_description(args.output_dir, args.bids_dir)
-    settings = {"qc_masks": str(deriv_dir), "model": str(bundle_path)}
+    images = select_images(settings)
+    meta = bids_metadata(settings.bids_dir, images)
+    recorded = {"qc_masks": str(deriv_dir), "model": str(bundle_path)}
     failed = 0
     for image in images:
-        mask_path = image_outputs(image, args.bids_dir, deriv_dir).mask
+        mask_path = image_outputs(image, settings.bids_dir, deriv_dir).mask
         stats = score_external_mask(image, mask_path, bundle)
         stats["mask_source"] = str(mask_path)
         if "error" in stats:
@@ -44,10 +44,11 @@ def run_qc_masks(args) -> int:
             LOGGER.warning("%s: not scored: %s", image.name, stats["error"])
         else:
             LOGGER.info("%s: AE-QC %.3f (%s)", image.name, stats["ae_dice"], "pass" if stats["qc_pass"] else "flagged")
-        outputs = image_outputs(image, args.bids_dir, args.output_dir)
+        outputs = image_outputs(image, settings.bids_dir, settings.output_dir)
         stats["model_id"] = bundle.model_id
-        document = qc_document(outputs, steps={"qc": stats}, bids_meta=meta.get(str(image)), settings=settings)
+        document = qc_document(outputs, steps={"qc": stats}, bids_meta=meta.get(str(image)), settings=recorded)
         atomic_write_json(document, outputs.qc_json)
-    print(f"QC of {len(images) - failed} external mask(s) written to {args.output_dir}"
+    write_dataset_description(settings.output_dir, settings.bids_dir)
+    print(f"QC of {len(images) - failed} external mask(s) written to {settings.output_dir}"
           + (f"; {failed} image(s) could not be scored (see their QC JSON)" if failed else ""))
     return 0

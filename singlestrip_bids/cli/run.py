@@ -1,7 +1,9 @@
 """Entry point of ``singlestrip_bids``: parse, check the inputs, dispatch to a level driver.
 
-User mistakes end as one line ``singlestrip_bids: error: <message>`` on stderr and exit code 1;
-argparse's own usage errors keep its exit code 2. Heavy packages are imported only after parsing.
+User mistakes end as one line ``singlestrip_bids: error: <message>`` on stderr and exit code 1, as
+do a full disk, a refused write or memory running out (``-v`` adds the traceback); argparse's own
+usage errors keep its exit code 2; Ctrl-C stops the run with one line and exit code 130. Heavy
+packages are imported only after parsing.
 """
 
 import logging
@@ -22,9 +24,27 @@ def main(argv=None) -> int:
     try:
         return _run(args)
     except UserError as exc:
-        message = " ".join(str(exc).split())
-        print(f"singlestrip_bids: error: {message}", file=sys.stderr)
-        return 1
+        return _fail(str(exc))
+    except (OSError, MemoryError) as exc:  # the machine's limits, not a defect: say which, in one line
+        if args.verbose:
+            LOGGER.exception("traceback")
+        return _fail(_describe_environment_error(exc))
+    except KeyboardInterrupt:
+        print("singlestrip_bids: interrupted; finished outputs are kept, a rerun with the same work dir "
+              "goes on from there", file=sys.stderr)
+        return 130
+
+
+def _fail(message: str) -> int:
+    print(f"singlestrip_bids: error: {' '.join(message.split())}", file=sys.stderr)
+    return 1
+
+
+def _describe_environment_error(exc) -> str:
+    if isinstance(exc, MemoryError):
+        return "out of memory: give the run more memory, or fewer --nprocs"
+    where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+    return f"{exc.strerror or exc}{where} (run with -v for the traceback)"
 
 
 def _set_logging(verbose: int) -> None:
@@ -36,56 +56,49 @@ def _set_logging(verbose: int) -> None:
 
 
 def _run(args) -> int:
-    _normalize_args(args)
-    _check_paths(args)
-    if not args.skip_bids_validation:
+    from singlestrip_bids.cli.settings import settings_from_args
+
+    settings = settings_from_args(args)
+    _check_paths(settings)
+    _remove_stale_temporaries(settings.output_dir)
+    if not settings.skip_bids_validation:
         from singlestrip_bids.io.validator import validate_bids
 
-        warnings = validate_bids(args.bids_dir)
+        warnings = validate_bids(settings.bids_dir)
         LOGGER.info("BIDS validator: no errors, %d warning(s)", len(warnings))
         for warning in warnings:
             LOGGER.debug("BIDS validator warning: %s", warning)
-    if args.analysis_level == "participant" and args.qc_masks is None:
+    if settings.analysis_level == "participant" and settings.qc_masks is None:
         from singlestrip_bids.cli.participant import run_participant, select_images
 
-        images = select_images(args)  # bad images are refused before the slow torch import
-        seed_everything(args.random_seed)
-        with hold_work_dir(args.work_dir):
-            return run_participant(args, images)
-    seed_everything(args.random_seed)
-    if args.qc_masks is not None:
+        images = select_images(settings)  # bad images are refused before the slow torch import
+        seed_everything(settings.random_seed)
+        with hold_work_dir(settings.work_dir):
+            return run_participant(settings, images)
+    seed_everything(settings.random_seed)
+    if settings.qc_masks is not None:
         from singlestrip_bids.cli.qc_masks import run_qc_masks
 
-        return run_qc_masks(args)
+        return run_qc_masks(settings)
     from singlestrip_bids.cli.group import run_group
 
-    with hold_work_dir(args.work_dir):
-        return run_group(args)
+    with hold_work_dir(settings.work_dir):
+        return run_group(settings)
 
 
-def _normalize_args(args) -> None:
-    """Absolute paths, labels without their ``sub-``/``ses-`` prefix, default suffix T1w."""
-    from singlestrip_bids.io.bids import normalize_labels
-
-    for name in ("bids_dir", "output_dir", "work_dir", "bids_filter_file", "model", "labeled_mask", "qc_masks"):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(args, name, value.expanduser().absolute())
-    if args.participant_label:
-        args.participant_label = normalize_labels(args.participant_label, "sub")
-    if args.session_label:
-        args.session_label = normalize_labels(args.session_label, "ses")
-    if args.labeled_subject:
-        args.labeled_subject = normalize_labels([args.labeled_subject], "sub")[0]
-    args.suffix = args.suffix or ["T1w"]
-    if args.qc_masks is not None and args.analysis_level != "participant":
-        raise UserError("--qc-masks is a participant-level option")
-
-
-def _check_paths(args) -> None:
+def _check_paths(settings) -> None:
     """The input must be a folder; output and work dir must be writable and outside of it."""
     from singlestrip_bids.io.derivatives import check_output_dir
 
-    if not args.bids_dir.is_dir():
-        raise UserError(f"bids_dir {args.bids_dir} is not a directory")
-    check_output_dir(args.bids_dir, args.output_dir, args.work_dir)
+    if not settings.bids_dir.is_dir():
+        raise UserError(f"bids_dir {settings.bids_dir} is not a directory")
+    check_output_dir(settings.bids_dir, settings.output_dir, settings.work_dir)
+
+
+def _remove_stale_temporaries(output_dir) -> None:
+    """Temporary files that a killed run of this host left in the output folder."""
+    if output_dir.is_dir():
+        from singlestrip_bids.io.atomic import remove_stale_temporaries
+
+        for path in remove_stale_temporaries(output_dir):
+            LOGGER.info("removed %s, left by an interrupted run", path)

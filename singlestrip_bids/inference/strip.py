@@ -13,8 +13,8 @@ import nibabel as nib
 import numpy as np
 
 from singlestrip_bids.inference.postprocess import postprocess_probability
+from singlestrip_bids.io.atomic import atomic_write_nifti
 from singlestrip_bids.io.conform import conform, unconform
-from singlestrip_bids.io.derivatives import atomic_write_nifti
 from singlestrip_bids.io.nifti import load_image, nifti_like, voxel_sizes_mm
 from singlestrip_bids.model.bundle import MASK_THRESHOLD
 

@@ -37,8 +37,9 @@ def normalize_labels(labels, prefix: str) -> list[str] | None:
 def load_bids_filters(path) -> dict:
     """Read a PyBIDS filter file ``{"t1w": {"acquisition": "mprage", "session": null}, ...}``.
 
-    Keys are lower-case suffixes; each value is a dict of PyBIDS query entities. ``null`` means
-    "entity absent" and ``"*"`` "any value". UserError when the file is missing or malformed.
+    Keys are lower-case suffixes; each value is a dict of PyBIDS query entities whose values are
+    strings, numbers, ``null`` ("entity absent"), ``"*"`` ("any value") or lists of those.
+    UserError when the file is missing or malformed.
     """
     path = Path(path)
     try:
@@ -49,7 +50,22 @@ def load_bids_filters(path) -> dict:
         raise UserError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(filters, dict) or not all(isinstance(query, dict) for query in filters.values()):
         raise UserError(f'{path}: expected {{"<suffix>": {{"<entity>": <value>, ...}}, ...}}')
+    for suffix, query in filters.items():
+        for entity, value in query.items():
+            if not all(_is_filter_value(item) for item in (value if isinstance(value, list) else [value])):
+                raise UserError(f"{path}: {suffix}.{entity} must be a string, a number, null or a list of "
+                                f"those, not {json.dumps(value)}")
     return {key.lower(): query for key, query in filters.items()}
+
+
+def _is_filter_value(value) -> bool:
+    return value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool))
+
+
+def unused_filter_keys(bids_filters: dict, suffixes) -> list[str]:
+    """Keys of ``bids_filters`` that name none of ``suffixes`` (a typo, or a suffix not being run)."""
+    wanted = {suffix.lower() for suffix in suffixes}
+    return sorted(key for key in bids_filters if key not in wanted)
 
 
 def _layout(bids_dir, *, derivatives: bool):

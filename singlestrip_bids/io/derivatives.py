@@ -1,5 +1,5 @@
 """BIDS-Derivatives output: file names from the source's entities, sidecars, dataset_description.json,
-the output/work folder checks, and atomic writers (temporary name in the same folder, then os.replace).
+and the output/work folder checks (files are written by ``io.atomic``).
 
 Names (see docs/outputs.md): for ``sub-01/anat/sub-01_acq-mp_T1w.nii.gz``
 
@@ -14,12 +14,12 @@ Names (see docs/outputs.md): for ``sub-01/anat/sub-01_acq-mp_T1w.nii.gz``
 import json
 import os
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from singlestrip_bids import __version__
 from singlestrip_bids.errors import UserError
+from singlestrip_bids.io.atomic import atomic_write_bytes, atomic_write_json
 
 PIPELINE_NAME = "singlestrip_bids"
 # Outputs that are not BIDS files (QC, figures, reports, model bundles, group tables).
@@ -108,6 +108,11 @@ def image_outputs(source, bids_dir, output_dir) -> ImageOutputs:
     )
 
 
+def subject_report_path(output_dir, subject) -> Path:
+    """``output_dir/sub-<label>.html``, the subject's report (``subject`` with or without ``sub-``)."""
+    return Path(output_dir) / f"sub-{str(subject).removeprefix('sub-')}.html"
+
+
 def _join_entities(entities: dict) -> str:
     return "_".join(f"{key}-{value}" for key, value in entities.items())
 
@@ -143,6 +148,8 @@ def write_dataset_description(output_dir, bids_dir) -> Path:
         "DatasetLinks": {**existing.get("DatasetLinks", {}), "raw": raw_uri},
     }
     _update_bidsignore(output_dir / ".bidsignore")
+    if description == existing:  # as it is: leave it (array tasks of one job write it once, not N times)
+        return path
     return atomic_write_json(description, path)
 
 
@@ -187,11 +194,14 @@ def _read_json(path: Path) -> dict:
 
 
 def check_output_dir(bids_dir, output_dir, work_dir=None) -> None:
-    """UserError if the output (or work) folder is the input dataset or inside it, or not writable."""
+    """UserError if the output (or work) folder is the input dataset or inside it, not writable, or
+    holds another pipeline's dataset (checked before anything is written)."""
     bids_dir = Path(bids_dir).resolve()
     output_dir = Path(output_dir).resolve()
     if output_dir == bids_dir or bids_dir in output_dir.parents:
         raise UserError(f"output folder {output_dir} is the input BIDS dataset or inside it; choose another")
+    if (output_dir / "dataset_description.json").exists():
+        _check_ours(_read_json(output_dir / "dataset_description.json"), output_dir)
     if work_dir is not None:
         work_dir = Path(work_dir).resolve()
         if work_dir == bids_dir or bids_dir in work_dir.parents:
@@ -210,55 +220,3 @@ def _check_writable(folder: Path) -> None:
             pass
     except OSError as exc:
         raise UserError(f"{folder} is not writable ({exc.strerror or exc})") from None
-
-
-def _temporary_name(path: Path) -> Path:
-    # Hidden name (ignored by BIDS tools) ending like the target, so writers pick the same format.
-    return path.with_name(f".{uuid.uuid4().hex[:12]}.{path.name}")
-
-
-def _atomic(path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_name(path)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
-def atomic_write_bytes(data: bytes, path) -> Path:
-    """Write ``data`` to ``path`` atomically; parent folders are created. Returns the path."""
-
-    def write(temporary: Path) -> None:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    return _atomic(path, write)
-
-
-def atomic_write_json(obj, path) -> Path:
-    """Write ``obj`` as JSON (sorted keys, indent 2, numpy scalars/arrays and paths converted)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
-    return atomic_write_bytes(text.encode(), path)
-
-
-def atomic_write_nifti(img, path) -> Path:
-    """Save a nibabel image atomically (format from the extension, e.g. ``.nii.gz``)."""
-    return _atomic(path, lambda temporary: img.to_filename(temporary))
-
-
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

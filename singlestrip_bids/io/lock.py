@@ -1,4 +1,4 @@
-"""One run per work folder: a second run that shares it stops with one line instead of mixing outputs."""
+"""One run per work folder (a second run that shares it stops with one line), and whether a process lives."""
 
 import contextlib
 import fcntl
@@ -35,3 +35,14 @@ def hold_work_dir(work_dir):
             yield folder
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists (a zombie counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

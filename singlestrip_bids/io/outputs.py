@@ -16,16 +16,22 @@ def write_image_derivatives(source_file, bids_dir, output_dir, *, mask_file, bra
     """Copy one image's mask, brain image and figure to their derivative names; write sidecars and QC JSON.
 
     ``steps`` maps step name → its statistics (``inference.strip`` and ``qc.score`` results).
-    Every file is written atomically. Returns the ``io.derivatives.ImageOutputs``.
+    The six files are written all or none (``io.atomic.atomic_write_set``): a full disk leaves no
+    mask without its QC JSON. Returns the ``io.derivatives.ImageOutputs``.
     """
-    from singlestrip_bids.io.derivatives import atomic_write_bytes, atomic_write_json, image_outputs
+    from singlestrip_bids.io.atomic import atomic_write_set, json_bytes
+    from singlestrip_bids.io.derivatives import image_outputs
 
     outputs = image_outputs(source_file, bids_dir, output_dir)
-    for produced, target in ((mask_file, outputs.mask), (brain_file, outputs.brain), (figure_file, outputs.figure)):
-        atomic_write_bytes(Path(produced).read_bytes(), target)
-    atomic_write_json(outputs.mask_metadata(), outputs.mask_json)
-    atomic_write_json(outputs.brain_metadata(), outputs.brain_json)
-    atomic_write_json(qc_document(outputs, steps=steps, bids_meta=bids_meta, settings=settings), outputs.qc_json)
+    document = qc_document(outputs, steps=steps, bids_meta=bids_meta, settings=settings)
+    atomic_write_set({
+        outputs.mask: Path(mask_file).read_bytes(),
+        outputs.brain: Path(brain_file).read_bytes(),
+        outputs.figure: Path(figure_file).read_bytes(),
+        outputs.mask_json: json_bytes(outputs.mask_metadata()),
+        outputs.brain_json: json_bytes(outputs.brain_metadata()),
+        outputs.qc_json: json_bytes(document),
+    })
     return outputs
 
 
@@ -69,7 +75,7 @@ def write_run_config(output_dir, level: str, settings: dict) -> Path:
     machine. Written atomically; returns the path."""
     import time
 
-    from singlestrip_bids.io.derivatives import atomic_write_json
+    from singlestrip_bids.io.atomic import atomic_write_json
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     document = {"level": level, "singlestrip_bids_version": __version__, "python": platform.python_version(),

@@ -44,10 +44,7 @@ class Bundle:
         """``voxel_size_mm`` (working grid), ``size_multiple`` (working-grid sizes are multiples of it),
         ``head_margin_mm`` (None: the whole working volume is the input), ``normalization`` and
         ``mask_threshold``; bundles written before the block existed give the same from their keys."""
-        if "inference" in self.config:
-            return self.config["inference"]
-        levels = int(self.config["unet"]["config"]["levels"])
-        return inference_block(self.config["working_voxel_size"], 2 ** (levels - 1), self.config.get("head_margin_mm"))
+        return bundle_inference(self.config)
 
     @property
     def voxel_size(self) -> float:
@@ -66,6 +63,38 @@ class Bundle:
         """Margin around the head in the network's input frame (working voxels), or ``None``."""
         margin_mm = self.inference["head_margin_mm"]
         return None if margin_mm is None else int(round(margin_mm / self.voxel_size))
+
+
+def bundle_inference(config: dict) -> dict:
+    """The ``inference`` block of a ``bundle.json`` (:attr:`Bundle.inference`), derived for old bundles."""
+    if "inference" in config:
+        return config["inference"]
+    levels = int(config["unet"]["config"]["levels"])
+    return inference_block(config["working_voxel_size"], 2 ** (levels - 1), config.get("head_margin_mm"))
+
+
+def check_inference(inference: dict) -> str | None:
+    """What is wrong with an ``inference`` block, or None: every value must have its type and range."""
+    from singlestrip_bids.io.nifti import VOXEL_SIZE_RANGE_MM
+
+    def number(key, low, high, *, optional=False):
+        value = inference.get(key)
+        if optional and value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            return f"{key} must be a number in {low}-{high}, not {value!r}"
+        return None
+
+    problems = [
+        number("voxel_size_mm", *VOXEL_SIZE_RANGE_MM),
+        number("head_margin_mm", 0, 1000, optional=True),
+        number("mask_threshold", 1e-6, 1 - 1e-6),
+        None if isinstance(inference.get("size_multiple"), int) and inference["size_multiple"] >= 1
+        else f"size_multiple must be a positive integer, not {inference.get('size_multiple')!r}",
+        None if inference.get("normalization") == NORMALIZATION
+        else f"normalization {inference.get('normalization')!r} is not {NORMALIZATION!r}",
+    ]
+    return next((problem for problem in problems if problem), None)
 
 
 def inference_block(voxel_size: float, size_multiple: int, head_margin_mm: float | None) -> dict:
@@ -172,8 +201,14 @@ def read_bundle_config(path) -> dict:
         raise UserError(f"model bundle {folder}: unreadable bundle.json ({exc})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise UserError(f"{folder} is not a singlestrip model bundle")
-    if int(config.get("format_version", 0)) > FORMAT_VERSION:
+    if not isinstance(config.get("format_version", 0), int) or config.get("format_version", 0) > FORMAT_VERSION:
         raise UserError(f"model bundle {folder} needs a newer singlestrip_bids (format {config['format_version']})")
+    try:
+        problem = check_inference(bundle_inference(config))
+    except (KeyError, TypeError, ValueError) as exc:
+        problem = f"no usable inference settings ({type(exc).__name__}: {exc})"
+    if problem:
+        raise UserError(f"model bundle {folder}: bundle.json: {problem}")
     return config
 
 

@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 from scipy import ndimage
 
-from singlestrip_bids.io.derivatives import atomic_write_bytes
+from singlestrip_bids.io.atomic import atomic_write_bytes
 
 CONTOUR_RGB = (255, 96, 0)
 GAP_PX = 4

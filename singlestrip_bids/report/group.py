@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from singlestrip_bids import __version__
-from singlestrip_bids.io.derivatives import atomic_write_bytes, atomic_write_json
+from singlestrip_bids.io.atomic import atomic_write_bytes, atomic_write_json
 from singlestrip_bids.report.html import STYLE
 
 MOSAIC_COUNT = 2  #: best and worst masks shown

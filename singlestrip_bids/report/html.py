@@ -5,7 +5,8 @@ from html import escape
 from pathlib import Path
 
 from singlestrip_bids import __version__
-from singlestrip_bids.io.derivatives import atomic_write_bytes
+from singlestrip_bids.io.atomic import atomic_write_bytes
+from singlestrip_bids.io.derivatives import subject_report_path
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -65,4 +66,4 @@ def write_subject_report(output_dir, subject, entries) -> Path:
         "Rows: sagittal, coronal, axial slices; superior up, the subject's right on the right.</p>"
         f"{sections}</body></html>\n"
     )
-    return atomic_write_bytes(page.encode("utf-8"), output_dir / f"sub-{label}.html")
+    return atomic_write_bytes(page.encode("utf-8"), subject_report_path(output_dir, label))

@@ -210,7 +210,7 @@ def self_training_round(run: GroupRun, bundle, one_shot: OneShot, selected, roun
 
 def write_group_outputs(run: GroupRun, bundle, rows, ranked, sources, qc_ae) -> Path:
     """``models/final``, ``models/losses.json``, the group tables, reports and figures; returns the final bundle."""
-    from singlestrip_bids.io.derivatives import atomic_write_json
+    from singlestrip_bids.io.atomic import atomic_write_json
     from singlestrip_bids.qc.score import qc_threshold
     from singlestrip_bids.report.group import write_group_report, write_synthesis_figure
 
@@ -279,7 +279,7 @@ def _copy_bundle(source: Path, target: Path) -> Path:
 
 def write_tsv(rows, path) -> Path:
     """Rows (dicts with the same keys, ``bids_name`` first) as a tab-separated table, written atomically."""
-    from singlestrip_bids.io.derivatives import atomic_write_bytes
+    from singlestrip_bids.io.atomic import atomic_write_bytes
 
     columns = list(rows[0]) if rows else ["bids_name"]
     lines = ["\t".join(columns)] + ["\t".join("n/a" if row.get(c) is None else str(row[c]) for c in columns)

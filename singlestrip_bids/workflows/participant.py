@@ -11,13 +11,9 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from singlestrip_bids.errors import UserError
 from singlestrip_bids.interfaces.outputs import MaskFigure, SubjectReport, WriteDerivatives
 from singlestrip_bids.interfaces.qc import ScoreMask
 from singlestrip_bids.interfaces.strip import ConformImage, PostprocessMask, PredictProbability
-
-MULTIPROCESS_PLUGINS = ("MultiProc", "LegacyMultiProc")
-LOCAL_POLL_SECONDS = 0.1
 
 
 def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, border_mm, omp_nthreads,
@@ -172,48 +168,6 @@ def init_image_wf(*, bundle, bundle_path, device, border_mm, omp_nthreads, bids_
         ]
     workflow.connect(connections)
     return workflow
-
-
-def check_plugin(name: str) -> None:
-    """UserError unless ``name`` is a Nipype execution plugin (``MultiProc``, ``SLURM``, ...)."""
-    from nipype.pipeline import plugins
-
-    if not hasattr(plugins, f"{name}Plugin"):
-        known = sorted(item[: -len("Plugin")] for item in dir(plugins) if item.endswith("Plugin") and item != "Plugin")
-        raise UserError(f"unknown Nipype plugin {name!r} (known: {', '.join(known)})")
-
-
-def run_workflow(workflow, *, work_dir, plugin="MultiProc", plugin_args=None, nprocs=1, mem_gb=None, verbose=0):
-    """Run ``workflow`` in ``work_dir`` (reused by reruns) with a Nipype plugin; returns the executed graph.
-
-    ``nprocs`` and ``mem_gb`` (GB) bound the local multiprocess plugins; ``plugin_args`` are passed
-    on and take precedence. ``verbose`` ≥ 2 turns Nipype's DEBUG log on. A failed node becomes a
-    one-line ``UserError`` naming the crash-file folder.
-    """
-    if verbose >= 2:
-        from nipype import config
-        from nipype import logging as nipype_logging
-
-        config.set("logging", "workflow_level", "DEBUG")
-        nipype_logging.update_logging(config)
-    workflow.base_dir = str(work_dir)
-    crash_dir = Path(work_dir) / "crash"
-    workflow.config["execution"].update(
-        {"crashdump_dir": str(crash_dir), "crashfile_format": "txt", "hash_method": "timestamp"})
-    plugin_args = dict(plugin_args or {})
-    if plugin in MULTIPROCESS_PLUGINS:
-        # Local workers: poll often (Nipype's 2 s default would cost ~2 s per cached node on a rerun).
-        workflow.config["execution"]["poll_sleep_duration"] = LOCAL_POLL_SECONDS
-        plugin_args.setdefault("n_procs", nprocs)
-        # Fresh worker processes: a fork of this process, which has run torch, can deadlock in
-        # torch's thread pool as soon as a worker uses more than one thread.
-        plugin_args.setdefault("mp_context", "forkserver")
-        if mem_gb:
-            plugin_args.setdefault("memory_gb", mem_gb)
-    try:
-        return workflow.run(plugin=plugin, plugin_args=plugin_args)
-    except RuntimeError as exc:
-        raise UserError(f"the workflow failed ({exc}); details in the crash files of {crash_dir}") from None
 
 
 def _workflow_name(image: Path) -> str:
