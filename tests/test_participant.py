@@ -45,7 +45,22 @@ def test_run_succeeds_and_input_is_untouched(run):
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert after == before
     assert len(images_of(bids_dir)) == 5
-    assert "Brain masks written to" in completed.stdout and "sub-ms01.html" in completed.stdout
+    assert completed.stdout.startswith(f"Done: 5 brain mask(s) in {out}")
+    assert f"Reports: {out}/sub-01.html, {out}/sub-mrtrix.html, {out}/sub-ms01.html and 1 more" in completed.stdout
+
+
+def test_console_shows_each_image_and_the_log_holds_nipype(run):
+    """One line per finished image, no Nipype records on the console; they are in the named log."""
+    bids_dir, out, completed, _ = run
+    finished = [line for line in completed.stderr.splitlines() if line.startswith("[")]
+    assert sorted(line.split("]")[0] for line in finished) == [f"[{n}/5" for n in range(1, 6)]
+    assert "sub-ms01/anat/sub-ms01_space-FLAIR_desc-brain_mask.nii.gz" in completed.stderr
+    assert all(" mL  QC " in line for line in finished)
+    assert "nipype" not in completed.stdout + completed.stderr and "[Node]" not in completed.stderr
+    (log_file,) = (out / "logs").glob("participant-*.log")
+    assert completed.stdout.rstrip().endswith(f"Log: {log_file}")
+    log = log_file.read_text()
+    assert "nipype.workflow INFO" in log and log.count("[Node] Finished") >= 5 * 4
 
 
 def test_dataset_description(run):

@@ -23,7 +23,7 @@ def run_group(settings) -> int:
     )
     from singlestrip_bids.io.derivatives import write_dataset_description
     from singlestrip_bids.io.nifti import load_image
-    from singlestrip_bids.io.outputs import write_run_config
+    from singlestrip_bids.io.outputs import new_run_id, write_run_config
     from singlestrip_bids.training.group import (
         SSL_LEARNING_RATE,
         SSL_STEPS,
@@ -63,7 +63,7 @@ def run_group(settings) -> int:
         import torch
 
         torch.set_num_threads(threads)
-    write_run_config(settings.output_dir, "group",
+    write_run_config(settings.output_dir, new_run_id("group"),
                      {**settings.to_dict(), "labeled_image": labeled_image, "labeled_mask": labeled_mask})
     final = run_group_level(labeled_image, labeled_mask, images, settings.output_dir, settings.work_dir,
                             group_settings)

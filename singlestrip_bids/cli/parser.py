@@ -86,7 +86,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="participant: strip images; group: train a model on this dataset")
     parser.add_argument("--version", action="version", version=f"singlestrip_bids {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more logging (-v: debug messages of this app, -vv: also Nipype's)")
+                        help="more on the console (-v: this app's debug messages and Nipype's records, which "
+                        "otherwise go to output_dir/logs/ only; -vv: Nipype's debug records too)")
 
     select = parser.add_argument_group("selecting images")
     select.add_argument("--participant-label", "--participant_label", dest="participant_label",

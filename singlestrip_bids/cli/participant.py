@@ -29,14 +29,15 @@ def select_images(settings) -> list[Path]:
 
 def run_participant(settings, images) -> int:
     """Strip ``images`` (from ``select_images``) with the Nipype workflow; returns the exit code 0."""
+    from singlestrip_bids.cli.progress import ImageProgress
     from singlestrip_bids.inference.memory import check_prediction_memory
     from singlestrip_bids.io.bids import bids_metadata
     from singlestrip_bids.io.derivatives import image_outputs, write_dataset_description
-    from singlestrip_bids.io.outputs import write_run_config
+    from singlestrip_bids.io.outputs import new_run_id, run_log_path, write_run_config
     from singlestrip_bids.model.bundle import read_bundle_config, resolve_bundle_path
     from singlestrip_bids.model.device import resolve_device
     from singlestrip_bids.workflows.execution import check_plugin, run_workflow
-    from singlestrip_bids.workflows.participant import init_participant_wf
+    from singlestrip_bids.workflows.participant import image_workflow_name, init_participant_wf
 
     LOGGER.info("%d image(s) selected", len(images))
     check_plugin(settings.plugin)
@@ -50,29 +51,37 @@ def run_participant(settings, images) -> int:
         device=settings.device, border_mm=settings.border, omp_nthreads=min(settings.omp_nthreads or nprocs, nprocs),
         bids_meta=bids_metadata(settings.bids_dir, images),
     )
-    write_run_config(settings.output_dir, "participant", {**settings.to_dict(), "model": bundle_path, "nprocs": nprocs})
+    run_id = new_run_id("participant")
+    write_run_config(settings.output_dir, run_id, {**settings.to_dict(), "model": bundle_path, "nprocs": nprocs})
+    log_file = run_log_path(settings.output_dir, run_id)
+    progress = ImageProgress({f"{image_workflow_name(image)}.write_derivatives":
+                              image_outputs(image, settings.bids_dir, settings.output_dir) for image in images},
+                             settings.output_dir)
+    progress.start()
     try:
         run_workflow(workflow, work_dir=settings.work_dir, plugin=settings.plugin, plugin_args=settings.plugin_args,
-                     nprocs=nprocs, mem_gb=settings.mem_gb, verbose=settings.verbose)
+                     nprocs=nprocs, mem_gb=settings.mem_gb, verbose=settings.verbose, log_file=log_file,
+                     on_step=progress.step_event)
     finally:  # also after a failure or Ctrl-C, once some image has its outputs
         if any(image_outputs(image, settings.bids_dir, settings.output_dir).qc_json.is_file() for image in images):
             write_dataset_description(settings.output_dir, settings.bids_dir)
-    _print_summary(images, settings.bids_dir, settings.output_dir)
+    _print_summary(images, settings.bids_dir, settings.output_dir, log_file)
     return 0
 
 
-def _print_summary(images, bids_dir, output_dir) -> None:
-    """Tell the user where this run's masks and each subject's report are, and how many QC flagged."""
+def _print_summary(images, bids_dir, output_dir, log_file) -> None:
+    """This run's outcome in three lines: masks and QC flags, the subjects' reports, the log."""
     import json
 
     from singlestrip_bids.io.derivatives import image_outputs, split_bids_name, subject_report_path
 
     outputs = [image_outputs(image, bids_dir, output_dir) for image in images]
     subjects = sorted({split_bids_name(Path(image).name)[0]["sub"] for image in images})
-    print(f"Brain masks written to {output_dir}:")
-    for entry in outputs:
-        print(f"  {entry.mask.relative_to(output_dir)}")
-    print("Reports: " + ", ".join(str(subject_report_path(output_dir, subject)) for subject in subjects))
-    flagged = sum(json.loads(entry.qc_json.read_text()).get("qc_pass") is False for entry in outputs)
-    if flagged:
-        print(f"{flagged} mask(s) flagged by quality control: check them in the reports.")
+    verdicts = [json.loads(entry.qc_json.read_text()).get("qc_pass") for entry in outputs]
+    flagged = verdicts.count(False)
+    verdict = (f"{flagged} flagged by quality control: check them in the reports" if flagged
+               else "all pass QC" if None not in verdicts else "no QC autoencoder in the model")
+    print(f"Done: {len(outputs)} brain mask(s) in {output_dir}; {verdict}.")
+    shown = ", ".join(str(subject_report_path(output_dir, subject)) for subject in subjects[:3])
+    print(f"Reports: {shown}" + (f" and {len(subjects) - 3} more" if len(subjects) > 3 else ""))
+    print(f"Log: {log_file}")

@@ -69,16 +69,24 @@ def _version(package: str) -> str | None:
         return None
 
 
-def write_run_config(output_dir, level: str, settings: dict) -> Path:
-    """The run's resolved settings as ``output_dir/logs/<level>-<UTC time>_config.json`` (as fMRIPrep
-    keeps its config beside its outputs): the options after defaults and checks, the version, the
-    machine. Written atomically; returns the path."""
+def new_run_id(level: str) -> str:
+    """``<level>-<UTC time>``, e.g. ``participant-20261202T203450Z``: names the run's config and log files."""
     import time
 
+    return f"{level}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+
+
+def run_log_path(output_dir, run_id: str) -> Path:
+    """``output_dir/logs/<run id>.log``: the run's full log (Nipype's records included)."""
+    return Path(output_dir) / "logs" / f"{run_id}.log"
+
+
+def write_run_config(output_dir, run_id: str, settings: dict) -> Path:
+    """The run's resolved settings as ``output_dir/logs/<run id>_config.json`` (as fMRIPrep keeps its
+    config beside its outputs): the options after defaults and checks, the version, the machine.
+    Written atomically; returns the path."""
     from singlestrip_bids.io.atomic import atomic_write_json
 
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    document = {"level": level, "singlestrip_bids_version": __version__, "python": platform.python_version(),
-                "machine": platform.machine(),
-                "settings": settings}
-    return atomic_write_json(document, Path(output_dir) / "logs" / f"{level}-{stamp}_config.json")
+    document = {"level": run_id.split("-", 1)[0], "run_id": run_id, "singlestrip_bids_version": __version__,
+                "python": platform.python_version(), "machine": platform.machine(), "settings": settings}
+    return atomic_write_json(document, Path(output_dir) / "logs" / f"{run_id}_config.json")

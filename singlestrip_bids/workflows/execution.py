@@ -27,11 +27,15 @@ def check_plugin(name: str) -> None:
         raise UserError(f"unknown Nipype plugin {name!r} (known: {', '.join(known)})")
 
 
-def run_workflow(workflow, *, work_dir, plugin="MultiProc", plugin_args=None, nprocs=1, mem_gb=None, verbose=0):
+def run_workflow(workflow, *, work_dir, plugin="MultiProc", plugin_args=None, nprocs=1, mem_gb=None, verbose=0,
+                 log_file=None, on_step=None):
     """Run ``workflow`` in ``work_dir`` (reused by reruns) with a Nipype plugin; returns the executed graph.
 
     ``nprocs`` and ``mem_gb`` (GB) bound the local multiprocess plugins; ``plugin_args`` are passed
-    on and take precedence. ``verbose`` ≥ 2 turns Nipype's DEBUG log on. MultiProc workers ignore
+    on and take precedence. Nipype's records go to ``log_file`` (when given), and to the console
+    only with ``verbose`` ≥ 1 (≥ 2: its DEBUG records too). ``on_step(name, status)`` hears each
+    step start and end (``name`` like ``sub_01_T1w_wf.predict``; status ``start``, ``end`` or
+    ``exception``) on the plugins that report them (not the graph plugins). MultiProc workers ignore
     Ctrl-C and end with this process (even a SIGKILL of it); a Ctrl-C here stops them and is raised
     on as KeyboardInterrupt.
     A failed node becomes a one-line ``UserError``: the image, the node, the error and its crash file.
@@ -42,6 +46,7 @@ def run_workflow(workflow, *, work_dir, plugin="MultiProc", plugin_args=None, np
 
         config.set("logging", "workflow_level", "DEBUG")
         nipype_logging.update_logging(config)
+    route_nipype_logging(log_file, verbose)
     workflow.base_dir = str(work_dir)
     crash_dir = Path(work_dir) / "crash"
     workflow.config["execution"].update(
@@ -56,9 +61,11 @@ def run_workflow(workflow, *, work_dir, plugin="MultiProc", plugin_args=None, np
         plugin_args.setdefault("mp_context", "forkserver")
         if mem_gb:
             plugin_args.setdefault("memory_gb", mem_gb)
+    if on_step is not None:
+        plugin_args["status_callback"] = lambda node, status: on_step(node.fullname.split(".", 1)[-1], status)
     # Nipype's cluster plugins name their jobs after LOGNAME, which batch jobs and containers may lack.
     os.environ.setdefault("LOGNAME", _user_name())
-    runner = _supervised_multiproc(plugin_args) if plugin == "MultiProc" else plugin
+    runner = _supervised_multiproc(plugin_args, log_file, verbose) if plugin == "MultiProc" else plugin
     started = time.time()
     try:
         return workflow.run(plugin=runner, plugin_args=plugin_args)
@@ -99,7 +106,24 @@ def _read_crash_file(path: Path) -> tuple[str, str]:
     return node, (errors[-1] if errors else "see the crash file")[:300]
 
 
-def _supervised_multiproc(plugin_args: dict):
+def route_nipype_logging(log_file, verbose: int) -> None:
+    """Nipype's records to ``log_file`` (appended; None: nowhere), and to the console only if ``verbose``."""
+    import logging
+
+    nipype_logger = logging.getLogger("nipype")
+    if not verbose:
+        for handler in list(nipype_logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                nipype_logger.removeHandler(handler)
+    if log_file is not None and not any(getattr(handler, "baseFilename", None) == str(Path(log_file).absolute())
+                                        for handler in nipype_logger.handlers):
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"))
+        nipype_logger.addHandler(handler)
+
+
+def _supervised_multiproc(plugin_args: dict, log_file, verbose: int):
     from nipype.pipeline.plugins import MultiProcPlugin
 
     class SupervisedMultiProcPlugin(MultiProcPlugin):
@@ -113,7 +137,8 @@ def _supervised_multiproc(plugin_args: dict):
             self.pool.shutdown(wait=False)  # no worker has started yet: replace the pool
             context = multiprocessing.get_context(self.plugin_args.get("mp_context"))
             self.pool = ProcessPoolExecutor(max_workers=self.processors, initializer=init_worker,
-                                            initargs=(self._cwd, os.getpid()), mp_context=context)
+                                            initargs=(self._cwd, os.getpid(), log_file, verbose),
+                                            mp_context=context)
 
         def terminate_workers(self) -> None:
             import logging
@@ -127,8 +152,9 @@ def _supervised_multiproc(plugin_args: dict):
     return SupervisedMultiProcPlugin(plugin_args=plugin_args)
 
 
-def init_worker(cwd: str, run_pid: int) -> None:
-    """A MultiProc worker's start: Nipype's own set-up, SIGINT ignored, and a watch on the run's process.
+def init_worker(cwd: str, run_pid: int, log_file=None, verbose: int = 0) -> None:
+    """A MultiProc worker's start: Nipype's own set-up, its records where the run's go, SIGINT
+    ignored, and a watch on the run's process.
 
     A worker is a child of multiprocessing's fork server, not of the run, and holds the fork
     server's liveness pipe, so neither dies when the run is killed: the watch ends the worker then.
@@ -136,6 +162,7 @@ def init_worker(cwd: str, run_pid: int) -> None:
     from nipype.pipeline.plugins.multiproc import process_initializer
 
     process_initializer(cwd)
+    route_nipype_logging(log_file, verbose)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
     threading.Thread(target=_exit_with, args=(run_pid,), name="exit-with-run", daemon=True).start()
 

@@ -80,7 +80,7 @@ def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, bo
             image_index = images.index(image) + 1
             image_wf = init_image_wf(bundle=bundle, bundle_path=bundle_path, device=device, border_mm=border_mm,
                                      omp_nthreads=omp_nthreads, bids_dir=bids_dir, output_dir=output_dir,
-                                     name=_workflow_name(image))
+                                     name=image_workflow_name(image))
             image_wf.inputs.inputnode.source_file = str(image)
             image_wf.inputs.inputnode.bids_meta = bids_meta.get(str(image), {})
             connections += [
@@ -170,6 +170,6 @@ def init_image_wf(*, bundle, bundle_path, device, border_mm, omp_nthreads, bids_
     return workflow
 
 
-def _workflow_name(image: Path) -> str:
+def image_workflow_name(image: Path) -> str:
     """A Nipype-safe name from the image's BIDS name: ``sub-01_T1w.nii.gz`` → ``sub_01_T1w_wf``."""
     return re.sub(r"\W", "_", image.name.split(".")[0]) + "_wf"
