@@ -66,3 +66,24 @@ def test_prediction_on_a_wide_field_of_view_ignores_the_extra_air():
     assert prob.shape == data.shape and prob.dtype == np.float32
     assert (prob > 0.5).sum() > 0
     assert np.array_equal(prob > 0.5, prob_wide > 0.5)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_precision_is_what_the_forward_pass_uses(precision):
+    """fp32 and bf16 give nearly the same P(brain) on a real head; bf16 is not fp32 under another name."""
+    import torch
+
+    image = DATA_DIR / "icbm152_2009c_2mm" / "2mm_T1.nii.gz"
+    if not image.is_file():
+        pytest.skip("../shared/data/icbm152_2009c_2mm is absent")
+    torch.set_num_threads(1)
+    bundle = load_bundle(default_bundle_path())
+    data = conform(nib.load(image), bundle.voxel_size, bundle.size_multiple).data
+    reference = Predictor(bundle, "cpu", "fp32").predict_probability(data)
+    predictor = Predictor(bundle, "cpu", precision)
+    assert predictor.autocast == (torch.bfloat16 if precision == "bf16" else None)
+    prob = predictor.predict_probability(data)
+    assert prob.dtype == np.float32
+    difference = np.abs(prob - reference).max()
+    assert (difference == 0) == (precision == "fp32") and difference < 0.2
+    assert np.mean((prob > 0.5) != (reference > 0.5)) < 1e-3

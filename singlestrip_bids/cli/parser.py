@@ -115,6 +115,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mem-gb", type=_number(float, above=0), help="memory available to the run, in GB")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                      help="torch device; auto uses CUDA when present (default: %(default)s)")
+    run.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                     help="forward-pass precision of the prediction; auto: bf16 on CUDA and on CPUs that compute "
+                     "bf16 natively (AVX512-BF16, AMX), fp32 elsewhere (default: %(default)s)")
     run.add_argument("--plugin", default="MultiProc",
                      help="Nipype execution plugin: Linear, MultiProc, SLURM, SGE, PBS, ... (default: %(default)s)")
     run.add_argument("--plugin-args", type=_json_object, default={}, metavar="JSON",

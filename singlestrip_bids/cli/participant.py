@@ -49,7 +49,7 @@ def run_participant(settings, images) -> int:
     workflow = init_participant_wf(
         images=images, output_dir=settings.output_dir, bids_dir=settings.bids_dir, bundle_path=bundle_path,
         device=settings.device, border_mm=settings.border, omp_nthreads=min(settings.omp_nthreads or nprocs, nprocs),
-        bids_meta=bids_metadata(settings.bids_dir, images),
+        bids_meta=bids_metadata(settings.bids_dir, images), precision=settings.precision,
     )
     run_id = new_run_id("participant")
     write_run_config(settings.output_dir, run_id, {**settings.to_dict(), "model": bundle_path, "nprocs": nprocs})

@@ -32,6 +32,7 @@ class RunSettings:
     omp_nthreads: int | None = None
     mem_gb: float | None = None  #: GB
     device: str = "auto"
+    precision: str = "auto"  #: forward pass: auto, fp32 or bf16
     plugin: str = "MultiProc"
     plugin_args: dict | None = None
     random_seed: int = 0

@@ -7,13 +7,18 @@ import numpy as np
 
 
 class Predictor:
-    """Wraps a bundle's U-Net on a device; thread count follows torch's settings."""
+    """Wraps a bundle's U-Net on a device and precision; thread count follows torch's settings.
 
-    def __init__(self, bundle, device="auto"):
-        from singlestrip_bids.model.device import resolve_device
+    ``precision`` (``model.device.PRECISIONS``): ``auto`` runs the forward pass in bf16 autocast on
+    CUDA and on CPUs that compute bf16 natively, fp32 elsewhere; ``fp32`` and ``bf16`` force it.
+    """
+
+    def __init__(self, bundle, device="auto", precision="auto"):
+        from singlestrip_bids.model.device import autocast_dtype, resolve_device
 
         self.bundle = bundle
         self.device = resolve_device(device) if isinstance(device, str) else device
+        self.autocast = autocast_dtype(self.device, precision)
         self.unet = bundle.unet.to(self.device).eval()
 
     def predict_probability(self, data: np.ndarray) -> np.ndarray:
@@ -26,17 +31,25 @@ class Predictor:
 
         from singlestrip_bids.model.normalize import normalize_intensity
 
-        source, target, shape = head_frame(data, self.bundle.head_margin_voxels, self.bundle.size_multiple)
-        volume = np.zeros(shape, dtype=np.float32)
-        volume[target] = data[source]
+        volume, source, target = framed(data, self.bundle.head_margin_voxels, self.bundle.size_multiple)
         with torch.inference_mode():
             x = normalize_intensity(torch.from_numpy(volume).to(self.device))[None, None]
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            with torch.autocast(device_type=self.device.type, dtype=self.autocast or torch.bfloat16,
+                                enabled=self.autocast is not None):
                 logits = self.unet(x)
             prob = torch.sigmoid(logits.float())[0, 0].cpu().numpy()
         out = np.zeros(data.shape, dtype=np.float32)
         out[source] = prob[target]
         return out
+
+
+def framed(data: np.ndarray, margin, multiple: int):
+    """``data`` (X, Y, Z) copied into the network's input frame (:func:`head_frame`), air elsewhere:
+    ``(volume float32, source, target)`` with ``volume[target] = data[source]``."""
+    source, target, shape = head_frame(data, margin, multiple)
+    volume = np.zeros(shape, dtype=np.float32)
+    volume[target] = data[source]
+    return volume, source, target
 
 
 def head_frame(data: np.ndarray, margin, multiple: int):
@@ -66,10 +79,10 @@ def head_frame(data: np.ndarray, margin, multiple: int):
 
 
 @lru_cache(maxsize=4)
-def _cached(bundle_path: str, device: str, version: tuple) -> Predictor:
+def _cached(bundle_path: str, device: str, precision: str, version: tuple) -> Predictor:
     from singlestrip_bids.model.bundle import load_bundle
 
-    return Predictor(load_bundle(bundle_path), device)
+    return Predictor(load_bundle(bundle_path), device, precision)
 
 
 def _bundle_version(bundle_path: Path) -> tuple:
@@ -81,7 +94,8 @@ def _bundle_version(bundle_path: Path) -> tuple:
     return (stat.st_mtime_ns, stat.st_size)
 
 
-def get_predictor(bundle_path, device="auto") -> Predictor:
-    """The predictor for ``bundle_path`` on ``device``, built once per process and bundle version."""
+def get_predictor(bundle_path, device="auto", precision="auto") -> Predictor:
+    """The predictor for ``bundle_path`` on ``device`` and ``precision``, built once per process and
+    bundle version."""
     path = Path(bundle_path).resolve()
-    return _cached(str(path), str(device), _bundle_version(path))
+    return _cached(str(path), str(device), precision, _bundle_version(path))

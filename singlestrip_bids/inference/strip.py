@@ -41,20 +41,22 @@ def conform_file(in_file, out_file, *, voxel_size, multiple) -> dict:
     return {"nonfinite_voxels": nonfinite, "seconds": time.perf_counter() - start}
 
 
-def predict_file(conformed_file, out_file, *, bundle_path, device="auto") -> dict:
+def predict_file(conformed_file, out_file, *, bundle_path, device="auto", precision="auto") -> dict:
     """Write P(brain) (float32 in [0, 1]) on the working grid of ``conformed_file``.
 
-    The model is loaded once per process. Returns ``{"device", "model_id", "seconds"}``.
+    The model is loaded once per process; ``precision`` as in ``inference.predict.Predictor``.
+    Returns ``{"device", "precision", "model_id", "seconds"}``.
     """
     from singlestrip_bids.inference.predict import get_predictor
 
     start = time.perf_counter()
-    predictor = get_predictor(bundle_path, device)
+    predictor = get_predictor(bundle_path, device, precision)
     conformed = nib.load(conformed_file)
     prob = predictor.predict_probability(conformed.get_fdata(dtype=np.float32))
     atomic_write_nifti(_working_image(prob, conformed.affine), out_file)
     return {
         "device": str(predictor.device),
+        "precision": "fp32" if predictor.autocast is None else "bf16",
         "model_id": predictor.bundle.model_id,
         "seconds": time.perf_counter() - start,
     }
@@ -91,7 +93,8 @@ def postprocess_file(in_file, prob_file, mask_file, brain_file, *, border_mm=0.0
     }
 
 
-def strip_file(in_file, mask_file, brain_file, *, bundle_path, device="auto", border_mm=0.0) -> dict:
+def strip_file(in_file, mask_file, brain_file, *, bundle_path, device="auto", border_mm=0.0,
+               precision="auto") -> dict:
     """Run the three steps on one image (intermediate files in a temporary folder).
 
     Returns the merged statistics of the steps, with ``seconds`` their total.
@@ -103,7 +106,7 @@ def strip_file(in_file, mask_file, brain_file, *, bundle_path, device="auto", bo
         conformed, prob = Path(tmp) / "conformed.nii", Path(tmp) / "prob.nii"
         steps = [
             conform_file(in_file, conformed, voxel_size=bundle.voxel_size, multiple=bundle.size_multiple),
-            predict_file(conformed, prob, bundle_path=bundle_path, device=device),
+            predict_file(conformed, prob, bundle_path=bundle_path, device=device, precision=precision),
             postprocess_file(in_file, prob, mask_file, brain_file, border_mm=border_mm,
                              threshold=bundle.mask_threshold),
         ]

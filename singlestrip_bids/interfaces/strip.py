@@ -37,12 +37,13 @@ class _PredictInputSpec(BaseInterfaceInputSpec):
     bundle_path = traits.Directory(exists=True, mandatory=True, desc="model bundle folder")
     model_id = traits.Str(mandatory=True, desc="the bundle's model id: new weights invalidate cached results")
     device = traits.Enum("auto", "cpu", "cuda", usedefault=True, desc="torch device")
+    precision = traits.Enum("auto", "fp32", "bf16", usedefault=True, desc="forward-pass precision")
     num_threads = traits.Int(1, usedefault=True, desc="torch CPU threads")
 
 
 class _PredictOutputSpec(TraitedSpec):
     out_file = File(exists=True, desc="P(brain) on the working grid (float32 NIfTI, [0, 1])")
-    stats = traits.Dict(desc="device, model_id, seconds")
+    stats = traits.Dict(desc="device, precision, model_id, seconds")
 
 
 class PredictProbability(SimpleInterface):
@@ -59,7 +60,7 @@ class PredictProbability(SimpleInterface):
         torch.set_num_threads(self.inputs.num_threads)
         out_file = Path(runtime.cwd) / "probability.nii"
         stats = predict_file(self.inputs.conformed_file, out_file, bundle_path=self.inputs.bundle_path,
-                             device=self.inputs.device)
+                             device=self.inputs.device, precision=self.inputs.precision)
         self._results.update(out_file=str(out_file), stats=stats)
         return runtime
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from singlestrip_bids import __version__
 
 # Step statistics that describe how a result was made rather than the mask itself.
-PROVENANCE_KEYS = ("seconds", "device", "model_id")
+PROVENANCE_KEYS = ("seconds", "device", "precision", "model_id")
 VERSIONED_PACKAGES = ("numpy", "scipy", "nibabel", "torch", "nipype", "pybids")
 
 
@@ -44,7 +44,7 @@ def qc_document(outputs, *, steps, bids_meta=None, settings=None) -> dict:
     ``seconds_per_volume`` is the sum of the steps' seconds.
     """
     measures = {key: value for stats in steps.values() for key, value in stats.items() if key not in PROVENANCE_KEYS}
-    made_by = {key: stats[key] for stats in steps.values() for key in ("device", "model_id") if key in stats}
+    made_by = {key: stats[key] for stats in steps.values() for key in PROVENANCE_KEYS[1:] if key in stats}
     return {
         **measures,
         "bids_name": Path(outputs.source_uri).name.split(".")[0],

@@ -17,7 +17,7 @@ from singlestrip_bids.interfaces.strip import ConformImage, PostprocessMask, Pre
 
 
 def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, border_mm, omp_nthreads,
-                        bids_meta=None, name="participant_wf"):
+                        bids_meta=None, precision="auto", name="participant_wf"):
     """Build the workflow that strips ``images`` and writes their derivatives and reports.
 
     Parameters
@@ -38,6 +38,8 @@ def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, bo
         Threads of one prediction (also its ``n_procs`` for the MultiProc scheduler).
     bids_meta : dict, optional
         Source path (str) → its BIDS metadata, copied into the QC JSON.
+    precision : {"auto", "fp32", "bf16"}
+        Forward-pass precision of the prediction (``inference.predict.Predictor``).
     name : str
         Workflow name (its folder in the work directory).
 
@@ -80,7 +82,7 @@ def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, bo
             image_index = images.index(image) + 1
             image_wf = init_image_wf(bundle=bundle, bundle_path=bundle_path, device=device, border_mm=border_mm,
                                      omp_nthreads=omp_nthreads, bids_dir=bids_dir, output_dir=output_dir,
-                                     name=image_workflow_name(image))
+                                     precision=precision, name=image_workflow_name(image))
             image_wf.inputs.inputnode.source_file = str(image)
             image_wf.inputs.inputnode.bids_meta = bids_meta.get(str(image), {})
             connections += [
@@ -101,14 +103,15 @@ def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, bo
     return workflow
 
 
-def init_image_wf(*, bundle, bundle_path, device, border_mm, omp_nthreads, bids_dir, output_dir, name="image_wf"):
+def init_image_wf(*, bundle, bundle_path, device, border_mm, omp_nthreads, bids_dir, output_dir, precision="auto",
+                  name="image_wf"):
     """Strip one raw image and write its derivatives (mask, brain image, sidecars, QC JSON, figure).
 
     Parameters
     ----------
     bundle : model.bundle.Bundle
         The loaded bundle (working grid, model id, whether it has a QC autoencoder).
-    bundle_path, device, border_mm, omp_nthreads, bids_dir, output_dir
+    bundle_path, device, border_mm, omp_nthreads, bids_dir, output_dir, precision
         As in ``init_participant_wf``.
     name : str
         Workflow name.
@@ -135,12 +138,13 @@ def init_image_wf(*, bundle, bundle_path, device, border_mm, omp_nthreads, bids_
     conform = pe.Node(ConformImage(voxel_size=bundle.voxel_size, multiple=bundle.size_multiple), name="conform",
                       mem_gb=1.0)
     predict = pe.Node(PredictProbability(bundle_path=str(bundle_path), model_id=bundle.model_id, device=device,
-                                         num_threads=omp_nthreads),
+                                         precision=precision, num_threads=omp_nthreads),
                       name="predict", n_procs=omp_nthreads, mem_gb=2.0)
     postprocess = pe.Node(PostprocessMask(border_mm=border_mm, threshold=bundle.mask_threshold), name="postprocess",
                           mem_gb=1.0)
     figure = pe.Node(MaskFigure(), name="figure", mem_gb=0.5)
-    settings = {"border_mm": border_mm, "device_requested": device, "working_voxel_size_mm": bundle.voxel_size}
+    settings = {"border_mm": border_mm, "device_requested": device, "precision_requested": precision,
+                "working_voxel_size_mm": bundle.voxel_size}
     # Always rerun (cheap copies): derivatives deleted from output_dir are rewritten from the work dir.
     write = pe.Node(WriteDerivatives(bids_dir=str(bids_dir), output_dir=str(output_dir), settings=settings),
                     name="write_derivatives", run_without_submitting=True, overwrite=True)
