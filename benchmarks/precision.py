@@ -5,8 +5,9 @@
 Each image is stripped twice by the app's own ``inference.strip.strip_file``, once per precision,
 one after the other (so that load on a shared machine hits both alike), with one thread. Prints per
 image the Dice of each against the reference, their difference and the seconds of each strip
-(conform, predict, post-process), and writes ``precision.json`` (date, machine, command) under ``--out``. The rule it informs: bf16 is the
-CPU default only if |Dice(bf16) − Dice(fp32)| ≤ 0.002 on every image.
+(conform, predict, post-process), and writes ``precision.json`` (date, machine, command) under
+``--out``. The rule it informs: bf16 is the CPU default only if |Dice(bf16) − Dice(fp32)| ≤ 0.002
+on every image.
 """
 
 import argparse
