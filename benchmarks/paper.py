@@ -48,7 +48,7 @@ def group_settings(args):
     training = TrainingConfig(seed=args.seed, steps=args.steps or one_shot_steps(args.init))
     return GroupSettings(training=training, ae_steps=args.ae_steps, top_k=args.top_k, device=args.device,
                          init=str(args.init), ssl_steps=args.ssl_steps or SSL_STEPS,
-                         ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE)
+                         ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE, estimator_steps=0)
 
 
 def linked_inputs(cases, folder: Path) -> dict:
@@ -105,10 +105,11 @@ def progress(text: str) -> None:
 
 def given_sl1(run, bundle_path: Path, labeled):
     """An SL-1 bundle trained elsewhere on ``labeled``: the run takes its training config; returns
-    ``(OneShot, QC autoencoder)``, the labeled source refitted with the bundle's own settings."""
+    ``(OneShot, QCNetworks)``, the labeled source refitted with the bundle's own settings."""
     from singlestrip_bids.io.nifti import load_image
     from singlestrip_bids.model.bundle import load_bundle
     from singlestrip_bids.training.group import OneShot
+    from singlestrip_bids.training.qc_networks import QCNetworks
     from singlestrip_bids.training.sl1 import TrainingConfig, prepare_source
 
     bundle = load_bundle(bundle_path)
@@ -117,7 +118,7 @@ def given_sl1(run, bundle_path: Path, labeled):
         raise SystemExit(f"error: {bundle_path} was not trained on {labeled.name} or has no QC autoencoder")
     run.config = replace(TrainingConfig.from_dict(training), seed=run.seed)
     source = prepare_source(load_image(labeled.image), load_image(labeled.reference), run.config, run.config.seed)
-    return OneShot(bundle.path, source), bundle.qc_ae
+    return OneShot(bundle.path, source), QCNetworks(bundle.qc_ae, bundle.dice_estimator)
 
 
 def run_fold(fold, dataset: str, args, out: Path, scorer) -> tuple:
@@ -131,8 +132,8 @@ def run_fold(fold, dataset: str, args, out: Path, scorer) -> tuple:
         self_training_round,
         start_group_run,
         train_one_shot,
-        train_qc_network,
     )
+    from singlestrip_bids.training.qc_networks import train_qc_network
     from singlestrip_bids.training.self_training import rank_pseudo_labels
 
     links = linked_inputs([*fold.unlabeled, *fold.test], out / "inputs")
@@ -140,12 +141,12 @@ def run_fold(fold, dataset: str, args, out: Path, scorer) -> tuple:
                           out, out / "work", group_settings(args))
     if args.sl1_model is not None:
         progress(f"  SL-1: the given model {args.sl1_model}, trained on {fold.labeled.name}")
-        one_shot, qc_ae = given_sl1(run, args.sl1_model, fold.labeled)
+        one_shot, qc = given_sl1(run, args.sl1_model, fold.labeled)
     else:
         progress(f"  QC autoencoder and SL-1 ({run.config.steps} steps from {args.init}) on {fold.labeled.name}, "
                  f"{run.config.voxel_size} mm grid")
-        qc_ae = train_qc_network(run)
-        one_shot = train_one_shot(run, qc_ae, folder=out / "SL-1")
+        qc = train_qc_network(run)
+        one_shot = train_one_shot(run, qc, folder=out / "SL-1")
 
     tta = "SSL-TTA" in args.models
     progress(f"  pseudo-labels of {len(fold.unlabeled)} unlabeled images, with AE-QC{' and TTA' if tta else ''} scores")
@@ -170,7 +171,7 @@ def run_fold(fold, dataset: str, args, out: Path, scorer) -> tuple:
                     if label.selected]
         progress(f"  {model}: {'retraining' if from_scratch else 'fine-tuning'} on the labeled image + "
                  f"{', '.join(label.bids_name for label in selected)}")
-        bundles[model], _ = self_training_round(run, one_shot.bundle, one_shot, selected, 1, qc_ae,
+        bundles[model], _ = self_training_round(run, one_shot.bundle, one_shot, selected, 1, qc,
                                                 folder=out / model.replace(" ", "-"), from_scratch=from_scratch,
                                                 name=model.lower().replace(" ", "-"))
     rows = []

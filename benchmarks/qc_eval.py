@@ -81,17 +81,32 @@ def corruptions(reference: np.ndarray, sizes, rng: np.random.Generator) -> dict:
     return out
 
 
-def train_autoencoders(data: Path, bundle: Bundle, steps: int, seed: int, device) -> dict:
+def train_autoencoders(data: Path, bundle: Bundle, steps: int, seed: int, device, kinds=("2d", "3d")) -> dict:
     from singlestrip_bids.training.autoencoder import train_autoencoder
 
     mask = conform_mask(nib.load(data / LABELED[1]), bundle.voxel_size, bundle.size_multiple)
     out = {}
-    for kind in ("2d", "3d"):
+    for kind in kinds:
         start = time.perf_counter()
         out[kind], _ = train_autoencoder(mask, kind=kind, steps=steps, seed=seed, device=device,
                                          voxel_size=bundle.voxel_size)
         print(f"AE-{kind}: {steps} steps in {time.perf_counter() - start:.0f} s")
     return out
+
+
+def train_dice_estimator(data: Path, bundle: Bundle, steps: int, seed: int, device):
+    """The Dice estimator trained on the labeled example alone, as the group level would (its U-Net's
+    thresholded predictions among the candidates)."""
+    from singlestrip_bids.training.estimator import train_estimator
+    from singlestrip_bids.training.sl1 import TrainingConfig, prepare_source
+
+    config = TrainingConfig.from_dict(bundle.config["training"])
+    source = prepare_source(nib.load(data / LABELED[0]), nib.load(data / LABELED[1]), config, seed)
+    start = time.perf_counter()
+    model, _ = train_estimator([source], config.synthesis, voxel_mm=bundle.voxel_size, steps=steps, seed=seed,
+                               device=device, unet=bundle.unet, batch_size=2)
+    print(f"Dice estimator: {steps} steps in {time.perf_counter() - start:.0f} s")
+    return model
 
 
 def undertrained_bundle(data: Path, trained: Bundle, steps: int, folder: Path, device) -> Path:
@@ -169,6 +184,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, default=None, help="trained bundle (default: the shipped model)")
     parser.add_argument("--undertrained-steps", type=int, default=60)
     parser.add_argument("--ae-steps", type=int, default=1500)
+    parser.add_argument("--ae-kinds", nargs="+", default=["2d", "3d"], choices=["2d", "3d"])
+    parser.add_argument("--estimator-steps", type=int, default=1000, help="0: no Dice estimator")
     parser.add_argument("--tta-copies", type=int, default=10)
     parser.add_argument("--cases", type=int, default=len(CASES), help="use the first N cases only")
     parser.add_argument("--threads", type=int, default=None)
@@ -177,6 +194,7 @@ def main(argv=None) -> int:
     from singlestrip_bids.inference.predict import get_predictor
     from singlestrip_bids.model.device import resolve_device
     from singlestrip_bids.qc.autoencoder import ae_dice
+    from singlestrip_bids.qc.estimator import estimate_dice
     from singlestrip_bids.qc.tta import tta_agreement
 
     if args.threads:
@@ -188,7 +206,9 @@ def main(argv=None) -> int:
     work.mkdir(exist_ok=True)
     model_path = args.model or default_bundle_path()
     trained = load_bundle(model_path)
-    autoencoders = train_autoencoders(args.data, trained, args.ae_steps, args.seed, device)
+    autoencoders = train_autoencoders(args.data, trained, args.ae_steps, args.seed, device, args.ae_kinds)
+    estimator = (train_dice_estimator(args.data, trained, args.estimator_steps, args.seed, device)
+                 if args.estimator_steps else None)
     models = {"trained": model_path,
               "undertrained": undertrained_bundle(args.data, trained, args.undertrained_steps, work, device)}
     rng = np.random.default_rng(args.seed)
@@ -209,17 +229,21 @@ def main(argv=None) -> int:
         for name, (origin, mask) in masks.items():
             working = conform_mask(nib.Nifti1Image(mask.astype(np.uint8), mask_img.affine), trained.voxel_size,
                                    trained.size_multiple)
+            scores = {f"ae{kind}": round(ae_dice(ae, working), 4) for kind, ae in autoencoders.items()}
+            if estimator is not None:
+                scores["estimator"] = round(estimate_dice(
+                    estimator, conformed.data, working, head_margin_voxels=trained.head_margin_voxels,
+                    size_multiple=trained.size_multiple), 4)
             rows.append({"image": image_rel, "mask": name, "origin": origin,
-                         "true_dice": round(dice(mask, reference), 4),
-                         "ae2d": round(ae_dice(autoencoders["2d"], working), 4),
-                         "ae3d": round(ae_dice(autoencoders["3d"], working), 4),
+                         "true_dice": round(dice(mask, reference), 4), **scores,
                          "tta": None if name not in tta else round(tta[name], 4)})
         print(f"{image_rel}: {len(masks)} masks in {time.perf_counter() - start:.0f} s")
+    scores = [*(f"ae{kind}" for kind in autoencoders), *(["estimator"] if estimator is not None else []), "tta"]
     summary = {
         score: {"all": summarise(rows, score),
                 "predictions": summarise(rows, score, lambda row: row["origin"] == "prediction"),
                 "threshold": best_threshold(rows, score) if score != "tta" else {}}
-        for score in ("ae2d", "ae3d", "tta")
+        for score in scores
     }
     print(f"\n{'score':6} {'subset':12} {'n':>4} {'r':>7} {'MAE':>7}")
     for score, parts in summary.items():
@@ -227,7 +251,7 @@ def main(argv=None) -> int:
             entry = parts[subset]
             print(f"{score:6} {subset:12} {entry['n']:4d} {entry.get('pearson_r', float('nan')):7.3f} "
                   f"{entry.get('mae', float('nan')):7.3f}")
-    for score in ("ae2d", "ae3d"):
+    for score in scores[:-1]:
         print(f"{score}: threshold separating true Dice >= 0.9: {summary[score]['threshold']}")
     settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     result = {"settings": settings, "device": str(device), "summary": summary, "rows": rows}

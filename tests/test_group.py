@@ -24,6 +24,7 @@ def _settings(**changes):
     training = TrainingConfig(steps=2, voxel_size=8.0, unet=UNetConfig(levels=3, base_features=4, max_features=8),
                               synthesis=SynthesisConfig(patch_sizes=(32,)), seed=7, checkpoint_every=1)
     values = {"training": training, "ae_steps": 10, "ae_architecture": AE_SMALL, "top_k": 1, "rounds": 2,
+              "estimator_steps": 3,
               "device": "cpu", "derive_sizes": False, "init": "scratch", **changes}
     return GroupSettings(**values)
 
@@ -59,7 +60,9 @@ def test_every_round_saves_a_bundle_with_the_qc_autoencoder(run):
 
     out, final = run
     bundles = {name: load_bundle(out / "models" / name) for name in ("round-0", "round-1", "round-2", "final")}
-    assert all(bundle.qc_ae is not None for bundle in bundles.values())
+    assert all(bundle.qc_ae is not None and bundle.dice_estimator is not None for bundle in bundles.values())
+    estimator = bundles["round-0"].config["dice_estimator"]
+    assert all(bundle.config["dice_estimator"] == estimator for bundle in bundles.values())  # one estimator
     assert bundles["round-0"].config["training"]["kind"] == "sl1"
     assert bundles["round-2"].config["training"]["round"] == 2
     assert bundles["final"].model_id == bundles["round-2"].model_id != bundles["round-1"].model_id
@@ -73,7 +76,8 @@ def test_every_round_saves_a_bundle_with_the_qc_autoencoder(run):
 def test_group_table_has_one_row_per_image_and_round(run):
     out, _ = run
     rows, columns = _table(out / "group_T1w.tsv")
-    assert columns == ["bids_name", "round", "ae_dice", "brain_volume_ml", "selected"]
+    assert columns == ["bids_name", "round", "ae_dice", "dice_estimate", "brain_volume_ml", "selected"]
+    assert all(0.0 <= float(row["dice_estimate"]) <= 1.0 for row in rows)
     assert sorted((row["round"], row["bids_name"]) for row in rows) == [
         ("1", "sub-02_T1w"), ("1", "sub-04_T1w"), ("2", "sub-02_T1w"), ("2", "sub-04_T1w")]
     assert all(0.0 <= float(row["ae_dice"]) <= 1.0 and float(row["brain_volume_ml"]) >= 0 for row in rows)
@@ -90,7 +94,8 @@ def test_group_table_has_one_row_per_image_and_round(run):
 def test_losses_report_and_figures(run):
     out, _ = run
     losses = json.loads((out / "models" / "losses.json").read_text())
-    assert [len(losses[name]) for name in ("qc_ae", "round-0", "round-1", "round-2")] == [10, 2, 2, 2]
+    assert [len(losses[name]) for name in ("qc_ae", "round-0", "dice_estimator", "round-1", "round-2")] == [
+        10, 2, 3, 2, 2]
     html = (out / "group_T1w.html").read_text()
     assert html.count("<svg") >= 5  # histogram + four loss curves
     for png in ("group_synthesis.png", "group_T1w_best-1.png", "group_T1w_worst-1.png"):
@@ -137,10 +142,11 @@ def test_cli_group_level_with_labeled_mask_and_tta_ranking(bids, tmp_path):
     code = main([str(bids), str(out), "group", "--labeled-subject", "01", "--labeled-mask", str(labeled_mask),
                  "--skip-bids-validation",
                  "--train-steps", "1", "--working-voxel-size", "12", "--top-k", "5", "--ssl-rounds", "1",
-                 "--ssl-ranking", "tta", "--qc-ae-steps", "2", "--device", "cpu", "-w", str(tmp_path / "work")])
+                 "--ssl-ranking", "tta", "--qc-ae-steps", "2", "--qc-estimator-steps", "2", "--device", "cpu",
+                 "-w", str(tmp_path / "work")])
     assert code == 0
     rows, columns = _table(out / "group_T1w.tsv")
-    assert columns == ["bids_name", "round", "ae_dice", "tta_dice", "brain_volume_ml", "selected"]
+    assert columns == ["bids_name", "round", "ae_dice", "tta_dice", "dice_estimate", "brain_volume_ml", "selected"]
     usable = [row for row in rows if float(row["brain_volume_ml"]) > 0]
     assert sum(row["selected"] == "1" for row in rows) == len(usable)  # top k capped at the usable masks
     assert all(0.0 <= float(row["tta_dice"]) <= 1.0 for row in rows)
@@ -150,6 +156,8 @@ def test_cli_group_level_with_labeled_mask_and_tta_ranking(bids, tmp_path):
 
 @pytest.mark.parametrize("extra, message", [
     ([], "--labeled-subject"),
+    (["--labeled-subject", "01", "--ssl-ranking", "estimator", "--qc-estimator-steps", "0"],
+     "--ssl-ranking estimator needs the Dice estimator"),
     (["--labeled-subject", "01"], "separate parts"),  # the raw FreeSurfer mask has islands
 ])
 def test_cli_group_level_user_errors_are_one_line(bids, tmp_path, capsys, extra, message):
@@ -177,7 +185,7 @@ def test_cli_group_level_a_folder_it_cannot_make_is_one_line(bids, tmp_path, cap
     (out / "models").write_text("a file where the models folder belongs")
     code = main([str(bids), str(out), "group", "--labeled-subject", "01", "--labeled-mask", str(labeled_mask),
                  "--skip-bids-validation", "--train-steps", "1", "--working-voxel-size", "12", "--ssl-rounds", "0",
-                 "--qc-ae-steps", "2", "--device", "cpu", "-w", str(tmp_path / "work")])
+                 "--qc-ae-steps", "2", "--qc-estimator-steps", "0", "--device", "cpu", "-w", str(tmp_path / "work")])
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("singlestrip_bids: error: ")]
     assert code == 1 and len(errors) == 1 and "Traceback" not in err, err

@@ -60,6 +60,8 @@ def test_positionals_and_defaults():
         (["--top-k", "3"], "top_k", 3),
         (["--ssl-rounds", "0"], "ssl_rounds", 0),
         (["--ssl-ranking", "tta"], "ssl_ranking", "tta"),
+        (["--ssl-ranking", "estimator"], "ssl_ranking", "estimator"),
+        (["--qc-estimator-steps", "0"], "qc_estimator_steps", 0),
         (["--from-scratch"], "from_scratch", True),
     ],
 )

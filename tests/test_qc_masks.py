@@ -80,7 +80,7 @@ def test_mask_on_another_grid_or_missing_is_an_error_of_that_image_only(dataset,
     assert "no mask" in _qc(dataset, out, "04")["error"]
 
 
-def test_bundle_without_autoencoder_is_a_one_line_error(dataset, tmp_path, capsys):
+def test_bundle_without_a_qc_network_is_a_one_line_error(dataset, tmp_path, capsys):
     from singlestrip_bids.model.bundle import save_bundle
     from singlestrip_bids.model.unet import UNet, UNetConfig
 
@@ -90,4 +90,25 @@ def test_bundle_without_autoencoder_is_a_one_line_error(dataset, tmp_path, capsy
                  str(dataset / "derivatives" / "manual"), "--model", str(plain), "--skip-bids-validation",
                  "-w", str(tmp_path / "work")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and len(err) == 1 and "no QC autoencoder" in err[0]
+    assert code == 1 and len(err) == 1 and "has no QC network to score masks with" in err[0]
+
+
+def test_with_a_dice_estimator_the_estimate_decides(dataset, bundle, tmp_path):
+    """Another tool's masks get the estimated Dice too, and the verdict follows it."""
+    import shutil
+
+    from singlestrip_bids.model.bundle import add_dice_estimator
+    from singlestrip_bids.model.estimator import DEFAULT_CONFIG, build_estimator
+
+    with_estimator = tmp_path / "with_estimator"
+    shutil.copytree(bundle, with_estimator)
+    torch.manual_seed(0)
+    add_dice_estimator(with_estimator, build_estimator({**DEFAULT_CONFIG, "features": [4, 8, 8]}))
+    out = tmp_path / "out"
+    code = main([str(dataset), str(out), "participant", "--qc-masks", str(dataset / "derivatives" / "manual"),
+                 "--model", str(with_estimator), "--participant-label", "01", "--skip-bids-validation",
+                 "-w", str(tmp_path / "work")])
+    assert code == 0
+    qc = _qc(dataset, out, "01")
+    assert 0.0 <= qc["dice_estimate"] <= 1.0 and 0.0 <= qc["ae_dice"] <= 1.0
+    assert qc["qc_score"] == "dice_estimate" and qc["qc_pass"] == (qc["dice_estimate"] >= qc["qc_threshold"] == 0.9)

@@ -47,7 +47,8 @@ def test_group_level_on_three_mice_sizes_itself_and_warm_starts(tmp_path, capsys
     code = main([str(MOUSE), str(out), "group", "--labeled-subject", "01", "--participant-label", "01", "02", "03",
                  "--suffix", "T2starw", "--bids-filter-file", str(filters), "--skip-bids-validation",
                  "--train-steps", "2", "--ssl-steps", "2", "--ssl-learning-rate", "5e-5", "--qc-ae-steps", "2",
-                 "--top-k", "1", "--device", "cpu", "-w", str(tmp_path / "work")])
+                 "--top-k", "1", "--ssl-ranking", "estimator", "--qc-estimator-steps", "2", "--device", "cpu",
+                 "-w", str(tmp_path / "work")])
     assert code == 0, capsys.readouterr().err
     sl1 = load_bundle(out / "models" / "round-0")
     assert sl1.voxel_size == 2.8 and sl1.inference["head_margin_mm"] == pytest.approx(33.6)
@@ -58,6 +59,7 @@ def test_group_level_on_three_mice_sizes_itself_and_warm_starts(tmp_path, capsys
         28 / 3, abs=1e-3)
     final = load_bundle(out / "models" / "final")
     assert final.voxel_size == 2.8 and final.config["training"]["steps"] == 2
+    assert final.dice_estimator is not None and final.config["training"]["ranking"] == "estimator"
     assert final.config["training"]["learning_rate"] == 5e-5 and sl1.config["training"]["learning_rate"] == 1e-3
     rows = (out / "group_T2starw.tsv").read_text().splitlines()
     assert [row.split("\t")[0] for row in rows[1:]] and all("sub-01" not in row for row in rows[1:])

@@ -1,6 +1,7 @@
 """workflows.participant: the graph it builds, and a real run that a rerun reuses from the work dir."""
 
 import json
+import shutil
 import time
 
 import nibabel as nib
@@ -9,6 +10,7 @@ import pytest
 from helpers_bids import DATA_DIR, data_available, make_bids_dataset
 
 from singlestrip_bids.errors import UserError
+from singlestrip_bids.io.derivatives import image_outputs
 from singlestrip_bids.model.bundle import load_bundle, save_bundle
 from singlestrip_bids.workflows.execution import check_plugin, run_workflow
 from singlestrip_bids.workflows.participant import init_participant_wf
@@ -157,3 +159,21 @@ def test_embedded_in_a_parent_pipeline_its_outputnode_gives_the_outputs(tmp_path
     assert [path.rsplit("/", 1)[1] for path in received["qc"]] == [
         f"sub-0{n}_ses-1_space-T2starw_desc-brain_qc.json" for n in (1, 2)]
     assert received["reports"] == [str(out / "sub-01.html"), str(out / "sub-02.html")]
+
+
+@pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
+def test_a_bundle_with_a_dice_estimator_gives_the_estimate_and_the_verdict(tmp_path, tiny_bundle):
+    from singlestrip_bids.model.bundle import add_dice_estimator
+    from singlestrip_bids.model.estimator import DEFAULT_CONFIG, build_estimator
+
+    bundle = tmp_path / "with_estimator"
+    shutil.copytree(tiny_bundle, bundle)
+    add_dice_estimator(bundle, build_estimator({**DEFAULT_CONFIG, "features": [4, 8, 8]}))
+    mice = DATA_DIR / "mouse_epi_sidneyp"
+    image = mice / "sub-01/ses-1/anat/sub-01_ses-1_T2starw.nii.gz"
+    workflow = build(bundle, mice, [image], tmp_path)
+    run_workflow(workflow, work_dir=tmp_path / "work", plugin="Linear")
+    qc = json.loads(image_outputs(image, mice, tmp_path / "out").qc_json.read_text())
+    assert 0.0 <= qc["dice_estimate"] <= 1.0 and 0.0 <= qc["ae_dice"] <= 1.0
+    assert qc["qc_score"] == "dice_estimate" and qc["qc_threshold"] == 0.9
+    assert qc["qc_pass"] == (qc["dice_estimate"] >= 0.9)

@@ -35,6 +35,8 @@ def run_group(settings) -> int:
 
     if not settings.labeled_subject:
         raise UserError("the group level needs --labeled-subject (the subject whose brain mask is known)")
+    if settings.ssl_ranking == "estimator" and settings.qc_estimator_steps == 0:
+        raise UserError("--ssl-ranking estimator needs the Dice estimator: drop --qc-estimator-steps 0")
     filters = settings.bids_filters
     images = select_images(settings)
     suffix = settings.suffix[0]
@@ -56,6 +58,8 @@ def run_group(settings) -> int:
         ssl_steps=settings.ssl_steps or SSL_STEPS, ssl_learning_rate=settings.ssl_learning_rate or SSL_LEARNING_RATE)
     if settings.qc_ae_steps is not None:
         group_settings = replace(group_settings, ae_steps=settings.qc_ae_steps)
+    if settings.qc_estimator_steps is not None:
+        group_settings = replace(group_settings, estimator_steps=settings.qc_estimator_steps)
     LOGGER.info("labeled example: %s with %s; %d image(s) selected", labeled_image.name, labeled_mask.name,
                 len(images))
     threads = settings.omp_nthreads or settings.nprocs

@@ -164,8 +164,11 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="pseudo-labeled images kept per self-training round (default: %(default)s)")
     group.add_argument("--ssl-rounds", type=_number(int, at_least=0), default=1, metavar="N",
                        help="self-training rounds; 0 keeps the one-shot model (default: %(default)s)")
-    group.add_argument("--ssl-ranking", choices=["ae", "tta", "none"], default="ae",
-                       help="score that ranks the pseudo-labels before the top k are kept (default: %(default)s)")
+    group.add_argument("--ssl-ranking", choices=["ae", "tta", "estimator", "none"], default="ae",
+                       help="score that ranks the pseudo-labels before the top k are kept: AE-QC, TTA agreement, "
+                       "or the Dice estimator's estimate (default: %(default)s)")
+    group.add_argument("--qc-estimator-steps", type=_number(int, at_least=0), metavar="N",
+                       help="training steps of the Dice estimator; 0: none (default: the group default)")
     group.add_argument("--from-scratch", action="store_true",
                        help="retrain the U-Net from scratch in self-training instead of fine-tuning")
     return parser

@@ -29,8 +29,8 @@ def run_qc_masks(settings) -> int:
         raise UserError(f"--qc-masks {deriv_dir} is not a directory")
     bundle_path = resolve_bundle_path(settings.model, settings.output_dir)
     bundle = load_bundle(bundle_path)
-    if bundle.qc_ae is None:
-        raise UserError(f"model bundle {bundle_path} has no QC autoencoder to score masks with")
+    if bundle.qc_ae is None and bundle.dice_estimator is None:
+        raise UserError(f"model bundle {bundle_path} has no QC network to score masks with")
     images = select_images(settings)
     meta = bids_metadata(settings.bids_dir, images)
     recorded = {"qc_masks": str(deriv_dir), "model": str(bundle_path)}
@@ -43,7 +43,8 @@ def run_qc_masks(settings) -> int:
             failed += 1
             LOGGER.warning("%s: not scored: %s", image.name, stats["error"])
         else:
-            LOGGER.info("%s: AE-QC %.3f (%s)", image.name, stats["ae_dice"], "pass" if stats["qc_pass"] else "flagged")
+            LOGGER.info("%s: %s %.3f (%s)", image.name, stats["qc_score"], stats[stats["qc_score"]],
+                        "pass" if stats["qc_pass"] else "flagged")
         outputs = image_outputs(image, settings.bids_dir, settings.output_dir)
         stats["model_id"] = bundle.model_id
         document = qc_document(outputs, steps={"qc": stats}, bids_meta=meta.get(str(image)), settings=recorded)

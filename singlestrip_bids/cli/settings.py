@@ -53,6 +53,7 @@ class RunSettings:
     top_k: int = 10
     ssl_rounds: int = 1
     ssl_ranking: str = "ae"
+    qc_estimator_steps: int | None = None
     from_scratch: bool = False
 
     def to_dict(self) -> dict:

@@ -34,6 +34,7 @@ class Bundle:
     config: dict
     unet: object  #: model.unet.UNet
     qc_ae: object = None  #: qc autoencoder or None
+    dice_estimator: object = None  #: model.estimator network or None
 
     @property
     def model_id(self) -> str:
@@ -128,13 +129,14 @@ def _sha256(path: Path) -> str:
 
 
 def save_bundle(path, *, name: str, unet, voxel_size: float, head_margin_mm: float | None = None, qc_ae=None,
-                extra: dict | None = None) -> Path:
+                extra: dict | None = None, dice_estimator=None) -> Path:
     """Write a bundle folder atomically (built in a temporary sibling, then renamed into place).
 
     ``head_margin_mm``: inference frames the head with this margin (``inference.predict.head_frame``);
     ``None`` feeds the whole working volume.
     ``qc_ae`` is an autoencoder exposing ``.config`` (a JSON-able dict for
-    ``qc.autoencoder.build_autoencoder``); ``extra`` holds provenance (training, GMM, synthesis).
+    ``qc.autoencoder.build_autoencoder``), ``dice_estimator`` a ``model.estimator`` network (its
+    ``.config`` likewise); ``extra`` holds provenance (training, GMM, synthesis).
     """
     import torch
 
@@ -155,6 +157,8 @@ def save_bundle(path, *, name: str, unet, voxel_size: float, head_margin_mm: flo
         nets = {"unet": (unet, unet.config.to_dict())}
         if qc_ae is not None:
             nets["qc_ae"] = (qc_ae, dict(qc_ae.config))
+        if dice_estimator is not None:
+            nets["dice_estimator"] = (dice_estimator, dict(dice_estimator.config))
         for key, (net, net_config) in nets.items():
             state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
             torch.save(state, tmp / f"{key}.pt")
@@ -171,6 +175,17 @@ def save_bundle(path, *, name: str, unet, voxel_size: float, head_margin_mm: flo
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def add_dice_estimator(path, dice_estimator) -> Path:
+    """Rewrite the bundle at ``path`` with ``dice_estimator`` added (or replaced); all else is kept."""
+    bundle = load_bundle(path)
+    kept = {key: value for key, value in bundle.config.items()
+            if key not in ("format", "format_version", "name", "package_version", "inference", "orientation",
+                           "unet", "qc_ae", "dice_estimator")}
+    return save_bundle(path, name=bundle.config["name"], unet=bundle.unet, voxel_size=bundle.voxel_size,
+                       head_margin_mm=bundle.inference["head_margin_mm"], qc_ae=bundle.qc_ae, extra=kept,
+                       dice_estimator=dice_estimator)
 
 
 def _load_weights(folder: Path, entry: dict, what: str):
@@ -235,4 +250,17 @@ def load_bundle(path) -> Bundle:
         except (KeyError, TypeError, RuntimeError) as exc:
             raise UserError(f"model bundle {folder}: QC autoencoder does not match its config ({exc})") from None
         qc_ae.eval()
-    return Bundle(folder, config, unet.eval(), qc_ae)
+    return Bundle(folder, config, unet.eval(), qc_ae, _load_estimator(folder, config))
+
+
+def _load_estimator(folder: Path, config: dict):
+    if "dice_estimator" not in config:
+        return None
+    from singlestrip_bids.model.estimator import build_estimator
+
+    try:
+        estimator = build_estimator(config["dice_estimator"]["config"])
+        estimator.load_state_dict(_load_weights(folder, config["dice_estimator"], "Dice estimator"))
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise UserError(f"model bundle {folder}: Dice estimator does not match its config ({exc})") from None
+    return estimator.eval()

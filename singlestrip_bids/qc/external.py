@@ -23,7 +23,12 @@ def score_external_mask(image, mask_path, bundle) -> dict:
     if not np.allclose(mask_img.affine, image_img.affine, atol=GRID_TOLERANCE):
         return {"error": "mask is not on the image's voxel grid (different affine)"}
     start = time.perf_counter()
-    stats = score_mask(mask_img, bundle)
+    conformed = None
+    if bundle.dice_estimator is not None:
+        from singlestrip_bids.io.conform import conform
+
+        conformed = conform(image_img, bundle.voxel_size, bundle.size_multiple).data
+    stats = score_mask(mask_img, bundle, conformed)
     voxel_ml = abs(np.linalg.det(mask_img.affine[:3, :3])) / 1000.0
     volume = float((np.asanyarray(mask_img.dataobj) > 0).sum() * voxel_ml)
     return {**stats, "brain_volume_ml": round(volume, 2), "seconds": time.perf_counter() - start}

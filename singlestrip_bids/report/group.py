@@ -86,13 +86,14 @@ def _figure(path: Path, output_dir: Path, caption: str) -> str:
             f"<figcaption>{escape(caption)}</figcaption></figure>")
 
 
-def write_group_report(output_dir, suffix, rows, ranked, losses, synthesis_png, table, threshold) -> Path:
+def write_group_report(output_dir, suffix, rows, ranked, losses, synthesis_png, table, threshold,
+                       estimate_threshold=None) -> Path:
     """Write ``output_dir/group_<suffix>.html`` (atomically) and the mask mosaics it shows.
 
     ``rows``: the group table's rows for this suffix; ``ranked``: the last round's
     ``training.self_training.PseudoLabel`` s of this suffix, best first; ``losses``: name → loss per step;
     ``synthesis_png``, ``table``: paths of the synthetic samples figure and of the group TSV;
-    ``threshold``: the AE-QC pass threshold.
+    ``threshold``: the AE-QC pass threshold; ``estimate_threshold``: the Dice estimator's (None: no estimator).
     """
     output_dir = Path(output_dir).absolute()
     last_round = max((row["round"] for row in rows), default=0)
@@ -106,6 +107,9 @@ def write_group_report(output_dir, suffix, rows, ranked, losses, synthesis_png, 
                      + _svg_histogram([row["ae_dice"] for row in last], threshold))
         if "tta_dice" in last[0]:
             parts.append("<h3>TTA agreement</h3>" + _svg_histogram([row["tta_dice"] for row in last]))
+        if "dice_estimate" in last[0]:
+            parts.append("<h3>Estimated Dice (Dice estimator)</h3>"
+                         + _svg_histogram([row["dice_estimate"] for row in last], estimate_threshold))
         header = "".join(f"<th>{escape(key)}</th>" for key in last[0])
         body = "".join("<tr>" + "".join(f"<td>{escape(str(value))}</td>" for value in row.values()) + "</tr>"
                        for row in sorted(last, key=lambda row: -row["ae_dice"]))

@@ -1,11 +1,13 @@
 """The group level as named stages over one :class:`GroupRun`; ``benchmarks/paper.py`` composes the same.
 
 ``start_group_run`` (sizes from the labeled example) → ``train_qc_network`` → ``train_one_shot`` →
-per round ``score_and_rank`` + ``self_training_round`` → ``write_group_outputs``;
-:func:`run_group_level` runs them all. Outputs under ``output_dir``:
+``train_dice_estimator`` (the two QC stages live in ``training.qc_networks``) → per round
+``score_and_rank`` + ``self_training_round`` → ``write_group_outputs``; :func:`run_group_level` runs
+them all. Outputs under ``output_dir``:
 
 - ``models/round-0/`` (SL-1), ``models/round-N/`` (self-training round N) and ``models/final/`` (a copy
-  of the last round, which the participant level picks up): model bundles with the QC autoencoder;
+  of the last round, which the participant level picks up): model bundles with the QC autoencoder
+  and the Dice estimator;
   each self-training round also holds ``ranking.tsv`` (its pseudo-labels, best first);
 - ``models/losses.json``: the training losses of the autoencoder, SL-1 and every round;
 - ``group_<suffix>.tsv`` (first column ``bids_name``; one row per image and round),
@@ -19,6 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from singlestrip_bids.training.qc_networks import QCNetworks, train_dice_estimator, train_qc_network
 from singlestrip_bids.training.self_training import bids_name
 from singlestrip_bids.training.sl1 import TrainingConfig
 
@@ -31,6 +34,7 @@ WARM_START_STEPS = 500
 #: held-out Dice with 500 steps at 1e-4, where SL-1's 1e-3 lost 0.05 in the same round
 SSL_STEPS = 500
 SSL_LEARNING_RATE = 1e-4
+ESTIMATOR_STEPS = 1000  #: batches of 2; the estimator of docs/qc.md was trained with these
 
 
 def one_shot_steps(init: str) -> int:
@@ -59,6 +63,7 @@ class GroupSettings:
     init: str = "default"  #: where SL-1 starts: "scratch", "default" (the shipped model) or a bundle
     ssl_steps: int | None = None  #: fine-tuning steps per self-training round (None: SL-1's steps)
     ssl_learning_rate: float = SSL_LEARNING_RATE  #: fine-tuning learning rate
+    estimator_steps: int = ESTIMATOR_STEPS  #: training steps of the Dice estimator (0: none)
 
 
 @dataclass
@@ -128,24 +133,7 @@ def start_group_run(labeled_image, labeled_mask, images, output_dir, work_dir,
                     sizing, resolve_device(settings.device))
 
 
-def train_qc_network(run: GroupRun):
-    """The QC autoencoder, trained on the labeled mask on the working grid."""
-    from singlestrip_bids.io.conform import conform_mask
-    from singlestrip_bids.io.nifti import load_image
-    from singlestrip_bids.training.autoencoder import train_autoencoder
-
-    settings = run.settings
-    LOG.info("training the %s QC autoencoder on the labeled mask (%d steps)", settings.qc_ae, settings.ae_steps)
-    mask = conform_mask(load_image(run.labeled_mask), run.config.voxel_size, run.config.unet.multiple)
-    run.losses["qc_ae"] = []
-    qc_ae, _ = train_autoencoder(mask, kind=settings.qc_ae, steps=settings.ae_steps, seed=run.seed,
-                                 device=run.device, voxel_size=run.config.voxel_size,
-                                 architecture=run.ae_architecture, augmentation=run.ae_augmentation,
-                                 on_step=lambda step, loss: run.losses["qc_ae"].append(round(loss, 5)))
-    return qc_ae
-
-
-def train_one_shot(run: GroupRun, qc_ae, *, folder: Path | None = None) -> OneShot:
+def train_one_shot(run: GroupRun, qc: QCNetworks, *, folder: Path | None = None) -> OneShot:
     """SL-1 on synthesis from the labeled example, saved to ``folder`` (default ``models/round-0``)."""
     from singlestrip_bids.io.nifti import load_image
     from singlestrip_bids.training.sl1 import train_sl1
@@ -156,7 +144,7 @@ def train_one_shot(run: GroupRun, qc_ae, *, folder: Path | None = None) -> OneSh
     bundle, run.losses["round-0"], source = train_sl1(
         load_image(run.labeled_image), load_image(run.labeled_mask), folder or run.models / "round-0", run.config,
         device=run.device, checkpoint=run.work_dir / "round-0.ckpt", resume=run.settings.resume, name="sl1",
-        labeled=bids_name(run.labeled_image), qc_ae=qc_ae, init=init,
+        labeled=bids_name(run.labeled_image), qc_ae=qc.autoencoder, init=init,
         extra={"sizing": run.sizing} if run.sizing else None)
     return OneShot(bundle, source)
 
@@ -172,7 +160,7 @@ def score_and_rank(run: GroupRun, bundle, round_number: int, top_k: int, *, tta:
     return rank_pseudo_labels(labels, settings.ranking, top_k, seed=run.seed)
 
 
-def self_training_round(run: GroupRun, bundle, one_shot: OneShot, selected, round_number: int, qc_ae, *,
+def self_training_round(run: GroupRun, bundle, one_shot: OneShot, selected, round_number: int, qc: QCNetworks, *,
                         folder: Path | None = None, from_scratch: bool | None = None, name: str | None = None):
     """Fine-tune ``bundle`` (or retrain with SL-1's budget) on the labeled example plus the ``selected``
     pseudo-labels.
@@ -203,12 +191,12 @@ def self_training_round(run: GroupRun, bundle, one_shot: OneShot, selected, roun
         **({"sizing": run.sizing} if run.sizing else {}),
     }
     path = save_bundle(folder or run.models / key, name=name or f"ssl{round_number}", unet=unet,
-                       voxel_size=run.config.voxel_size, head_margin_mm=run.config.head_margin_mm, qc_ae=qc_ae,
-                       extra=extra)
+                       voxel_size=run.config.voxel_size, head_margin_mm=run.config.head_margin_mm,
+                       qc_ae=qc.autoencoder, dice_estimator=qc.estimator, extra=extra)
     return path, sources
 
 
-def write_group_outputs(run: GroupRun, bundle, rows, ranked, sources, qc_ae) -> Path:
+def write_group_outputs(run: GroupRun, bundle, rows, ranked, sources, qc: QCNetworks) -> Path:
     """``models/final``, ``models/losses.json``, the group tables, reports and figures; returns the final bundle."""
     from singlestrip_bids.io.atomic import atomic_write_json
     from singlestrip_bids.qc.score import qc_threshold
@@ -223,7 +211,8 @@ def write_group_outputs(run: GroupRun, bundle, rows, ranked, sources, qc_ae) -> 
         table = write_tsv(suffix_rows, run.output_dir / f"group_{suffix}.tsv")
         suffix_ranked = [label for label in ranked if _suffix(label.bids_name) == suffix]
         write_group_report(run.output_dir, suffix, suffix_rows, suffix_ranked, run.losses, synthesis_png, table,
-                           qc_threshold(qc_ae))
+                           qc_threshold(qc.autoencoder),
+                           None if qc.estimator is None else float(qc.estimator.config["qc_threshold"]))
     LOG.info("final model: %s", final)
     return final
 
@@ -236,8 +225,8 @@ def run_group_level(labeled_image, labeled_mask, images, output_dir, work_dir,
     ``images``: the selected images (the labeled one is left out of self-training).
     """
     run = start_group_run(labeled_image, labeled_mask, images, output_dir, work_dir, settings)
-    qc_ae = train_qc_network(run)
-    one_shot = train_one_shot(run, qc_ae)
+    one_shot = train_one_shot(run, qc := train_qc_network(run))
+    qc = train_dice_estimator(run, one_shot, qc)
     bundle, rows, ranked, sources = one_shot.bundle, [], [], [one_shot.source]
     top_k = min(settings.top_k, MAX_TOP_K, len(run.unlabeled))
     for round_number in range(1, settings.rounds + 1) if run.unlabeled else ():
@@ -245,18 +234,20 @@ def run_group_level(labeled_image, labeled_mask, images, output_dir, work_dir,
         round_rows = [_row(label, round_number) for label in ranked]
         rows += round_rows
         selected = [label for label in ranked if label.selected]
-        bundle, sources = self_training_round(run, bundle, one_shot, selected, round_number, qc_ae)
+        bundle, sources = self_training_round(run, bundle, one_shot, selected, round_number, qc)
         write_tsv(round_rows, bundle / "ranking.tsv")
     if settings.rounds == 0 and run.unlabeled:  # no self-training: still score the one-shot model's masks
         ranked = score_and_rank(run, bundle, 0, 0)
         rows = [_row(label, 0) for label in ranked]
-    return write_group_outputs(run, bundle, rows, ranked, sources, qc_ae)
+    return write_group_outputs(run, bundle, rows, ranked, sources, qc)
 
 
 def _row(label, round_number: int) -> dict:
     row = {"bids_name": label.bids_name, "round": round_number, "ae_dice": label.ae_dice}
     if label.tta_dice is not None:
         row["tta_dice"] = label.tta_dice
+    if label.dice_estimate is not None:
+        row["dice_estimate"] = label.dice_estimate
     return {**row, "brain_volume_ml": label.brain_volume_ml, "selected": int(label.selected)}
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 LOG = logging.getLogger(__name__)
-RANKINGS = ("ae", "tta", "none")
+RANKINGS = ("ae", "tta", "estimator", "none")
+_SCORE_OF = {"ae": "ae_dice", "tta": "tta_dice", "estimator": "dice_estimate"}
 
 
 @dataclass
@@ -24,8 +25,9 @@ class PseudoLabel:
     mask: Path
     bids_name: str  #: file name without extension, e.g. ``sub-02_T1w``
     brain_volume_ml: float
-    ae_dice: float
+    ae_dice: float | None
     tta_dice: float | None = None
+    dice_estimate: float | None = None
     selected: bool = False
 
 
@@ -37,8 +39,9 @@ def bids_name(path) -> str:
 def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=False, seed=0) -> list[PseudoLabel]:
     """Strip ``images`` with the bundle (masks written under ``folder``) and score every mask.
 
-    ``tta``: also compute the TTA agreement (10 predictions per image). Returns one
-    :class:`PseudoLabel` per image, in the order of ``images``.
+    ``tta``: also compute the TTA agreement (10 predictions per image); the bundle's Dice estimator,
+    when it has one, gives ``dice_estimate``. Returns one :class:`PseudoLabel` per image, in the
+    order of ``images``.
     """
     import nibabel as nib
 
@@ -59,13 +62,17 @@ def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=Fal
         mask_file = folder / f"{name}_desc-brain_mask.nii.gz"
         stats = strip_file(image, mask_file, folder / f"{name}_desc-brain.nii.gz", bundle_path=bundle_path,
                            device=device)
-        label = PseudoLabel(Path(image), mask_file, name, round(stats["brain_volume_ml"], 2),
-                            score_mask(nib.load(mask_file), bundle)["ae_dice"])
+        conformed = None
+        if tta or bundle.dice_estimator is not None:
+            conformed = conform(load_image(image), voxel_size=bundle.voxel_size, multiple=bundle.size_multiple).data
+        scores = score_mask(nib.load(mask_file), bundle, conformed)
+        label = PseudoLabel(Path(image), mask_file, name, round(stats["brain_volume_ml"], 2), scores.get("ae_dice"),
+                            dice_estimate=scores.get("dice_estimate"))
         if tta:
-            conformed = conform(load_image(image), voxel_size=bundle.voxel_size, multiple=bundle.size_multiple)
-            label.tta_dice = round(tta_agreement(predictor, conformed.data, seed=seed)["tta_dice"], 4)
-        LOG.info("%s: AE-QC %.3f%s, %.0f mL", name, label.ae_dice,
-                 "" if label.tta_dice is None else f", TTA {label.tta_dice:.3f}", label.brain_volume_ml)
+            label.tta_dice = round(tta_agreement(predictor, conformed, seed=seed)["tta_dice"], 4)
+        shown = [f"{key} {value:.3f}" for key, value in (("AE-QC", label.ae_dice), ("TTA", label.tta_dice),
+                                                          ("estimated Dice", label.dice_estimate)) if value is not None]
+        LOG.info("%s: %s, %.0f mL", name, ", ".join(shown), label.brain_volume_ml)
         labels.append(label)
     return labels
 
@@ -73,7 +80,8 @@ def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=Fal
 def rank_pseudo_labels(labels, ranking, top_k: int, seed: int = 0) -> list[PseudoLabel]:
     """Order ``labels`` best first by ``ranking`` and mark the first ``top_k`` as selected.
 
-    ``ranking``: ``"ae"``/``"tta"`` (by decreasing score), ``"none"`` (a random order drawn from
+    ``ranking``: ``"ae"``/``"tta"``/``"estimator"`` (by decreasing AE-QC, TTA agreement or estimated
+    Dice), ``"none"`` (a random order drawn from
     ``seed``) or a callable ``label -> score`` (e.g. the true Dice, for the upper bound); ties by
     name. Empty masks teach nothing: they are ranked last and never selected. ``top_k`` larger
     than the number of usable masks keeps them all. Returns the ranked list.
@@ -84,7 +92,7 @@ def rank_pseudo_labels(labels, ranking, top_k: int, seed: int = 0) -> list[Pseud
     if ranking == "none":
         ranked = [by_name[i] for i in np.random.default_rng(seed).permutation(len(by_name))]
     else:
-        score = ranking if callable(ranking) else (lambda label: getattr(label, f"{ranking}_dice"))
+        score = ranking if callable(ranking) else (lambda label: getattr(label, _SCORE_OF[ranking]))
         ranked = sorted(by_name, key=lambda label: -score(label))
     ranked = [label for label in ranked if label.brain_volume_ml > 0] + [
         label for label in ranked if label.brain_volume_ml <= 0]

@@ -29,7 +29,8 @@ def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, bo
     bids_dir : path
         The input BIDS dataset (read only).
     bundle_path : path
-        Model bundle folder; its QC autoencoder, when present, adds the ``ae_qc`` node per image.
+        Model bundle folder; its QC autoencoder or Dice estimator, when present, adds the ``ae_qc``
+        node per image.
     device : {"auto", "cpu", "cuda"}
         Torch device of the prediction.
     border_mm : float
@@ -164,12 +165,14 @@ def init_image_wf(*, bundle, bundle_path, device, border_mm, omp_nthreads, bids_
         (figure, write, [("out_file", "figure_file")]),
         (write, outputnode, [("source_file", "source_file"), ("mask_file", "mask_file"), ("qc_file", "qc_file")]),
     ]
-    if bundle.qc_ae is not None:
+    if bundle.qc_ae is not None or bundle.dice_estimator is not None:
         ae_qc = pe.Node(ScoreMask(bundle_path=str(bundle_path), model_id=bundle.model_id), name="ae_qc", mem_gb=1.0)
         connections += [
             (postprocess, ae_qc, [("mask_file", "mask_file")]),
             (ae_qc, write, [("stats", "qc_stats")]),
         ]
+        if bundle.dice_estimator is not None:
+            connections.append((conform, ae_qc, [("out_file", "conformed_file")]))
     workflow.connect(connections)
     return workflow
 
