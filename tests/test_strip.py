@@ -167,3 +167,28 @@ def test_a_small_field_of_view_still_runs_through_the_shipped_model(tmp_path):
     mask, _, stats = _strip(image, tmp_path, default_bundle_path())
     assert mask.shape == nib.load(image).shape[:3]
     assert set(np.unique(np.asanyarray(mask.dataobj))) <= {0, 1} and np.isfinite(stats["brain_volume_ml"])
+
+
+# sha256 (first 16 hex) of the shipped model's uint8 masks in fp32, as computed by the code before the
+# issue-20 redesign (commit e34934f) and after it: the redesign changed no voxel.
+SHIPPED_MASK_DIGESTS = {
+    "mrtrix_scripttest_sub01/sub-01_T1w.nii.gz": "688bd4c037f07722",
+    "ms_lesjak_longitudinal/patient01/study1_T1W.nii.gz": "5eaad72101ff99e2",
+    "icbm152_2009c_2mm/2mm_T1.nii.gz": "7be45136e1d7ebf4",
+}
+
+
+@pytest.mark.parametrize("relative", sorted(SHIPPED_MASK_DIGESTS))
+def test_shipped_model_masks_are_unchanged_in_fp32(relative, tmp_path):
+    import hashlib
+
+    import torch
+
+    if not (DATA_DIR / relative).is_file():
+        pytest.skip(f"../shared/data/{relative} is absent")
+    torch.set_num_threads(1)
+    strip_file(DATA_DIR / relative, tmp_path / "mask.nii.gz", tmp_path / "brain.nii.gz",
+               bundle_path=default_bundle_path(), device="cpu", precision="fp32")
+    mask = np.ascontiguousarray(np.asanyarray(nib.load(tmp_path / "mask.nii.gz").dataobj))
+    assert mask.dtype == np.uint8
+    assert hashlib.sha256(mask.tobytes()).hexdigest()[:16] == SHIPPED_MASK_DIGESTS[relative]
