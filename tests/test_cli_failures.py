@@ -139,7 +139,7 @@ def _wait_until_gone(pgid, seconds=20):
 def test_ctrl_c_stops_the_run_at_once_with_exit_130(tmp_path):
     before = tree_digest(MICE / "sub-01")
     out, work = tmp_path / "out", tmp_path / "w"
-    process = _start_run(out, work, ["01", "02", "03", "04", "05"])
+    process = _start_run(out, work, [f"{n:02d}" for n in range(1, 16)])  # long enough to be interrupted
     _wait_for_a_prediction(work, process)
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     started = time.time()

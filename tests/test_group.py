@@ -157,7 +157,7 @@ def test_cli_group_level_with_labeled_mask_and_tta_ranking(bids, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     ([], "--labeled-subject"),
     (["--labeled-subject", "01", "--ssl-ranking", "estimator", "--qc-estimator-steps", "0"],
-     "--ssl-ranking estimator needs the Dice estimator"),
+     "--ssl-ranking estimator needs the Dice estimator: give"),
     (["--labeled-subject", "01"], "separate parts"),  # the raw FreeSurfer mask has islands
 ])
 def test_cli_group_level_user_errors_are_one_line(bids, tmp_path, capsys, extra, message):

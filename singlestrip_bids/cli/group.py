@@ -35,8 +35,8 @@ def run_group(settings) -> int:
 
     if not settings.labeled_subject:
         raise UserError("the group level needs --labeled-subject (the subject whose brain mask is known)")
-    if settings.ssl_ranking == "estimator" and settings.qc_estimator_steps == 0:
-        raise UserError("--ssl-ranking estimator needs the Dice estimator: drop --qc-estimator-steps 0")
+    if settings.ssl_ranking == "estimator" and not settings.qc_estimator_steps:
+        raise UserError("--ssl-ranking estimator needs the Dice estimator: give --qc-estimator-steps N")
     filters = settings.bids_filters
     images = select_images(settings)
     suffix = settings.suffix[0]

@@ -34,7 +34,9 @@ WARM_START_STEPS = 500
 #: held-out Dice with 500 steps at 1e-4, where SL-1's 1e-3 lost 0.05 in the same round
 SSL_STEPS = 500
 SSL_LEARNING_RATE = 1e-4
-ESTIMATOR_STEPS = 1000  #: batches of 2; the estimator of docs/qc.md was trained with these
+#: off by default: trained with 1000 steps of 2 on fs_training_t1/sub-01, it followed the true Dice of
+#: graded masks worse than AE-QC (docs/qc.md); ``--qc-estimator-steps N`` trains one
+ESTIMATOR_STEPS = 0
 
 
 def one_shot_steps(init: str) -> int:
