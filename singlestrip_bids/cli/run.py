@@ -7,6 +7,7 @@ packages are imported only after parsing.
 """
 
 import logging
+import signal
 import sys
 
 from singlestrip_bids.cli.parser import _build_parser
@@ -20,6 +21,8 @@ LOGGER = logging.getLogger("singlestrip_bids")
 def main(argv=None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     args = _build_parser().parse_args(argv)
+    # Ctrl-C must stop the run even when a parent started it with SIGINT ignored (which Python then keeps).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _set_logging(args.verbose)
     try:
         return _run(args)
