@@ -48,7 +48,7 @@ def group_settings(args):
     training = TrainingConfig(seed=args.seed, steps=args.steps or one_shot_steps(args.init))
     return GroupSettings(training=training, ae_steps=args.ae_steps, top_k=args.top_k, device=args.device,
                          init=str(args.init), ssl_steps=args.ssl_steps or SSL_STEPS,
-                         ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE, estimator_steps=0)
+                         ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE)
 
 
 def linked_inputs(cases, folder: Path) -> dict:

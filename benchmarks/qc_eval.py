@@ -1,7 +1,8 @@
-"""How well do the QC scores (AE-2D, AE-3D, TTA) follow the true Dice of a mask?
+"""How well do the QC scores (AE-2D, AE-3D, the Dice estimator, TTA) follow the true Dice of a mask?
 
     python benchmarks/qc_eval.py [--data DIR] [--out DIR] [--model BUNDLE] [--undertrained-steps 60]
-                                 [--ae-steps 1500] [--tta-copies 10] [--cases N] [--threads N]
+                                 [--ae-steps 1500] [--ae-kinds 2d 3d] [--estimator-steps 1000]
+                                 [--tta-copies 10] [--cases N] [--threads N]
 
 The autoencoders are trained on the labeled example's mask (fs_training_t1/sub-01, as the shipped
 model). Every other real image of ``--data`` with a reference mask gets masks of graded quality:

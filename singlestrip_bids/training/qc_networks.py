@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from singlestrip_bids.training.self_training import bids_name
 
-LOG = logging.getLogger("singlestrip_bids.training.group")
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
