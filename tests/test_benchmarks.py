@@ -288,3 +288,17 @@ def test_per_fold_table_leaves_a_model_a_fold_did_not_run_empty():
     lines = paper_tables.per_fold_table(rows).splitlines()
     assert lines[0].split() == ["fold", "SL-1", "SSL-T", "deepbet"]
     assert lines[2].split() == ["1", "0.800", "0.900", "-"] and lines[3].split() == ["2", "0.700", "-", "0.950"]
+
+
+def test_models_py_scores_bundles_by_name_and_folder_on_a_bids_dataset(tmp_path, tiny_bundle):
+    root = make_bids_dataset(tmp_path / "ds", ("mrtrix",), with_masks=True)
+    out = tmp_path / "out"
+    command = [sys.executable, str(BENCHMARKS / "models.py"), "--data", str(root), "--out", str(out),
+               "--models", "default", str(tiny_bundle)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    document = json.loads((out / "models.json").read_text())
+    (only,) = document["rows"]
+    assert set(document["bundles"]) == {"default", "tiny"}
+    assert only["dice_default"] > 0.9 > only["dice_tiny"]  # the shipped model strips this head; noise does not
+    assert document["means"][0]["mean_dice_default"] == only["dice_default"]

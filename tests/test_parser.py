@@ -42,6 +42,9 @@ def test_positionals_and_defaults():
         (["--device", "cpu"], "device", "cpu"),
         (["--precision", "bf16"], "precision", "bf16"),
         (["--model", "m/final"], "model", Path("m/final")),
+        (["--model", "synthetic"], "model", Path("synthetic")),
+        (["--init", "scratch"], "init", "scratch"),
+        (["--init", "synthetic"], "init", "synthetic"),
         (["--border", "-2.5"], "border", -2.5),
         (["--random-seed", "7"], "random_seed", 7),
         (["--plugin", "SLURM", "--plugin-args", '{"sbatch_args": "-p short"}'], "plugin_args",
@@ -90,6 +93,7 @@ def test_options(argv, attribute, expected):
         [*BASE, "--mem-gb", "inf"],
         [*BASE, "--random-seed", "-1"],
         [*BASE, "--bids-filter-file", "no/such/filter.json"],
+        [*BASE, "--init", "no/such/bundle"],
     ],
 )
 def test_usage_errors_exit_2(argv, capsys):

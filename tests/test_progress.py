@@ -75,3 +75,49 @@ def test_on_a_terminal_the_bar_is_redrawn_below_each_line(tmp_path):
     assert text.startswith(progress_bar(0, 1, 0.0) + "\r\033[K[1/1] sub-01/anat/sub-01_desc-brain_mask.nii.gz")
     assert text.endswith(progress_bar(1, 1, 5.0) + "\n")
     assert json.loads(outputs["sub_01_0_wf.write_derivatives"].qc_json.read_text())["qc_pass"] is True
+
+
+def _progress_records(steps, every, name="U-Net"):
+    import logging
+
+    for step in range(every, steps + 1, every):
+        progress = {"name": name, "step": step, "steps": steps, "loss": 1.0 / step, "rate": 2.0,
+                    "eta_s": (steps - step) / 2.0}
+        yield logging.makeLogRecord({"msg": f"step {step}", "levelno": logging.INFO, "levelname": "INFO",
+                                     "progress": progress})
+
+
+def test_training_bar():
+    from singlestrip_bids.cli.progress import training_bar
+
+    progress = {"name": "U-Net", "step": 120, "steps": 500, "loss": 0.231, "rate": 1.2, "eta_s": 316.0}
+    assert training_bar(progress) == f"U-Net [{'#' * 5}{'-' * 19}] 120/500  loss 0.2310  1.20 steps/s  ETA 5:16"
+    assert training_bar({**progress, "step": 500}).endswith("done")
+
+
+def test_a_training_phase_is_ten_lines_in_a_log_and_one_redrawn_bar_on_a_terminal():
+    import logging
+
+    from singlestrip_bids.cli.progress import TrainingConsole
+
+    stream = io.StringIO()
+    console = TrainingConsole(stream)
+    for record in _progress_records(500, 10):
+        console.emit(record)
+    console.emit(logging.makeLogRecord({"msg": "SL-1 done", "levelno": logging.INFO}))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 11 and lines[0].startswith("U-Net [##") and "50/500" in lines[0]
+    assert lines[9].endswith("done") and lines[10] == "SL-1 done"
+
+    terminal = _Terminal()
+    console = TrainingConsole(terminal)
+    records = list(_progress_records(500, 10))
+    for record in records[:20]:
+        console.emit(record)
+    console.emit(logging.makeLogRecord({"msg": "a message mid-phase", "levelno": logging.INFO}))
+    for record in records[20:]:
+        console.emit(record)
+    shown = terminal.getvalue()
+    assert shown.count("\n") == 2  # the message, and the finished bar
+    assert shown.count("\r\033[K") == 51  # each bar redrawn in place, and cleared once for the message
+    assert shown.endswith("\r\033[KU-Net [" + "#" * 24 + "] 500/500  loss 0.0020  2.00 steps/s  done\n")

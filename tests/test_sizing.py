@@ -42,13 +42,16 @@ def test_mouse_with_ten_mm_slices_and_scaled_header():
 
 
 def test_fetal_stack_in_a_large_field_of_view():
-    """A 85 mm fetal brain in a 388 mm abdomen stack with 3.3 mm slices."""
+    """A 85 mm fetal brain in a 388 mm abdomen stack with 3.3 mm slices: the field of view, not the
+    brain, sets the grid (at most 160 voxels across), and patches travel further than around a head."""
     sizing = derive_sizing(nib.load(DATA_DIR / FETAL))
     assert sizing.brain_extent_mm == pytest.approx(84.7, abs=0.01)
-    assert sizing.voxel_size == 1.4
-    assert sizing.patch_sizes == (64, 80, 96, 112)
+    assert sizing.field_of_view_mm == pytest.approx(388.13, abs=0.01)
+    assert sizing.voxel_size == 2.4  # 388 / 160; the brain alone would ask for 1.4
+    assert sizing.patch_sizes == (48, 64, 80, 96)  # from the 35-voxel brain up
+    assert sizing.translation == 35.0  # the brain's extent: (162 − 48) / 2 would leave most patches brainless
     assert sizing.head_margin_mm == pytest.approx(16.8)
-    assert sizing.ae_shift_mm == pytest.approx(1.4 * 10 / 3, abs=1e-4)
+    assert sizing.ae_size == 48 and sizing.ae_shift_mm == pytest.approx(2.4 * 10 / 3, abs=1e-4)
 
 
 def test_explicit_voxel_size_wins_and_the_rest_follows():

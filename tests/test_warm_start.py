@@ -1,4 +1,4 @@
-"""--init: where one-shot training starts, and a tiny group run on real mouse EPI (auto sizes, warm start)."""
+"""--init: where one-shot training starts, and a tiny group run on real mouse EPI (auto sizes, warm start, console)."""
 
 import json
 
@@ -50,6 +50,12 @@ def test_group_level_on_three_mice_sizes_itself_and_warm_starts(tmp_path, capsys
                  "--top-k", "1", "--ssl-ranking", "estimator", "--qc-estimator-steps", "2", "--device", "cpu",
                  "-w", str(tmp_path / "work")])
     assert code == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    console = captured.err.splitlines()  # one bar line per training phase, not one line per step
+    assert any(line.startswith("U-Net [") and "2/2" in line for line in console) and len(console) < 40
+    log = next((out / "logs").glob("group-*.log")).read_text()
+    assert "QC autoencoder step 2/2" in log and "U-Net step 2/2" in log
+    assert f"Log: {out / 'logs' / 'group-'}" in captured.out
     sl1 = load_bundle(out / "models" / "round-0")
     assert sl1.voxel_size == 2.8 and sl1.inference["head_margin_mm"] == pytest.approx(33.6)
     assert sl1.config["training"]["init"] == "default"

@@ -23,7 +23,7 @@ def run_group(settings) -> int:
     )
     from singlestrip_bids.io.derivatives import write_dataset_description
     from singlestrip_bids.io.nifti import load_image
-    from singlestrip_bids.io.outputs import new_run_id, write_run_config
+    from singlestrip_bids.io.outputs import new_run_id, run_log_path, write_run_config
     from singlestrip_bids.training.group import (
         SSL_LEARNING_RATE,
         SSL_STEPS,
@@ -67,11 +67,21 @@ def run_group(settings) -> int:
         import torch
 
         torch.set_num_threads(threads)
-    write_run_config(settings.output_dir, new_run_id("group"),
+    run_id = new_run_id("group")
+    write_run_config(settings.output_dir, run_id,
                      {**settings.to_dict(), "labeled_image": labeled_image, "labeled_mask": labeled_mask})
-    final = run_group_level(labeled_image, labeled_mask, images, settings.output_dir, settings.work_dir,
-                            group_settings)
+    log_file = run_log_path(settings.output_dir, run_id)
+    handler = logging.FileHandler(log_file)  # every record, each training step's progress included
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    LOGGER.addHandler(handler)
+    try:
+        final = run_group_level(labeled_image, labeled_mask, images, settings.output_dir, settings.work_dir,
+                                group_settings)
+    finally:
+        LOGGER.removeHandler(handler)
+        handler.close()
     write_dataset_description(settings.output_dir, settings.bids_dir)
     print(f"Final model: {final}")
     print(f"Group tables and reports: {settings.output_dir}/group_*.tsv, group_*.html")
+    print(f"Log: {log_file}")
     return 0

@@ -42,11 +42,11 @@ def _auto_or(convert):
 
 
 def _init(text: str):
-    """``--init``: ``scratch``, ``default`` or a model bundle folder."""
-    if text in ("scratch", "default"):
+    """``--init``: ``scratch``, a shipped model's name (``default``, ``synthetic``) or a bundle folder."""
+    if text in ("scratch", "default", "synthetic"):
         return text
     if not (Path(text) / "bundle.json").is_file():
-        raise argparse.ArgumentTypeError(f"not scratch, default or a model bundle folder: {text!r}")
+        raise argparse.ArgumentTypeError(f"not scratch, default, synthetic or a model bundle folder: {text!r}")
     return Path(text)
 
 
@@ -127,8 +127,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     model = parser.add_argument_group("model and masks")
     model.add_argument("--model", type=Path, metavar="BUNDLE",
-                       help="a model bundle folder (default: output_dir/models/final from a previous "
-                       "group run if present, else the model shipped with the package)")
+                       help="a model bundle folder, or 'synthetic' for the shipped model trained on purely "
+                       "synthetic heads (default: output_dir/models/final from a previous group run if "
+                       "present, else the model shipped with the package)")
     model.add_argument("--border", type=_number(float), default=0.0, metavar="MM",
                        help="grow (> 0) or shrink (< 0) the mask by this distance in mm (default: %(default)s)")
     model.add_argument("--qc-masks", type=Path, metavar="DERIV_DIR",
@@ -151,9 +152,9 @@ def _build_parser() -> argparse.ArgumentParser:
     group.add_argument("--working-voxel-size", type=_auto_or(_number(float, above=0)), default="auto", metavar="MM",
                        help="voxel size of the network's working grid in mm; auto: the labeled brain's "
                        "extent / 60, the patches, margin and QC box following it (default: %(default)s)")
-    group.add_argument("--init", type=_init, default="default", metavar="{scratch,default,BUNDLE}",
-                       help="where one-shot training starts: random weights, the shipped model, or a "
-                       "bundle folder with the same U-Net (default: %(default)s)")
+    group.add_argument("--init", type=_init, default="default", metavar="{scratch,default,synthetic,BUNDLE}",
+                       help="where one-shot training starts: random weights, the shipped model, the shipped "
+                       "synthetic model, or a bundle folder with the same U-Net (default: %(default)s)")
     group.add_argument("--resume", action="store_true",
                        help="continue an interrupted training from its last checkpoint in the work dir")
     group.add_argument("--qc-ae", choices=["2d", "3d"], default="2d",

@@ -1,6 +1,8 @@
-"""The participant level's console: one line per image as it finishes, and a progress bar on a terminal."""
+"""The console: at participant level one line per image as it finishes and a progress bar on a
+terminal; at group level one bar per training phase."""
 
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -90,3 +92,54 @@ class ImageProgress:
             eta = f"  (ETA {format_duration(remaining)})" if self.done < self.total else ""
             self.stream.write(f"{line}{eta}\n")
         self.stream.flush()
+
+
+def training_bar(progress: dict) -> str:
+    """``U-Net [######------------------] 120/500  loss 0.2310  1.20 steps/s  ETA 5:16`` from a
+    ``training.loop.ProgressHook`` record's ``progress``."""
+    step, steps = progress["step"], progress["steps"]
+    filled = BAR_WIDTH * step // max(steps, 1)
+    bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+    eta = f"ETA {format_duration(progress['eta_s'])}" if step < steps else "done"
+    return (f"{progress['name']} [{bar}] {step}/{steps}  loss {progress['loss']:.4f}  "
+            f"{progress['rate']:.2f} steps/s  {eta}")
+
+
+class TrainingConsole(logging.Handler):
+    """The console handler of the app's logger: a training phase is one bar, redrawn in place on a
+    terminal and written at every tenth of the phase elsewhere; every other record is one line.
+
+    Training progress records are those with a ``progress`` attribute (``training.loop.ProgressHook``).
+    """
+
+    def __init__(self, stream=None):
+        super().__init__()
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.bar_open = False
+        self.tenths = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            progress = getattr(record, "progress", None)
+            if progress is None:
+                self._clear_bar()
+                self.stream.write(self.format(record) + "\n")
+            elif self.tty:
+                last = progress["step"] >= progress["steps"]
+                self.stream.write("\r\033[K" + training_bar(progress) + ("\n" if last else ""))
+                self.bar_open = not last
+            else:
+                tenth = 10 * progress["step"] // max(progress["steps"], 1)
+                key = (progress["name"], progress["steps"])
+                if tenth > self.tenths.get(key, 0) or progress["step"] == progress["steps"]:
+                    self.tenths[key] = 0 if progress["step"] == progress["steps"] else tenth
+                    self.stream.write(training_bar(progress) + "\n")
+            self.stream.flush()
+        except Exception:  # noqa: BLE001 - a console problem must not stop the run (logging's rule)
+            self.handleError(record)
+
+    def _clear_bar(self) -> None:
+        if self.bar_open:
+            self.stream.write("\r\033[K")
+            self.bar_open = False

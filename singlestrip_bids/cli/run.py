@@ -51,8 +51,11 @@ def _describe_environment_error(exc) -> str:
 
 
 def _set_logging(verbose: int) -> None:
-    """INFO for this app by default, DEBUG from ``-v`` on (Nipype's own loggers keep their handlers)."""
-    handler = logging.StreamHandler()
+    """INFO for this app by default, DEBUG from ``-v`` on (Nipype's own loggers keep their handlers);
+    training progress as one bar per phase (``cli.progress.TrainingConsole``), every record with ``-v``."""
+    from singlestrip_bids.cli.progress import TrainingConsole
+
+    handler = logging.StreamHandler() if verbose else TrainingConsole()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s", "%H:%M:%S"))
     LOGGER.handlers[:] = [handler]
     LOGGER.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -105,14 +105,29 @@ def inference_block(voxel_size: float, size_multiple: int, head_margin_mm: float
             "normalization": NORMALIZATION, "mask_threshold": MASK_THRESHOLD}
 
 
+#: the models shipped inside the package, by the name ``--model`` and ``--init`` accept
+SHIPPED_MODELS = {"default": "default_model", "synthetic": "synthetic_model"}
+
+
+def shipped_bundle_path(name: str = "default") -> Path:
+    """The folder of the shipped model ``name`` (:data:`SHIPPED_MODELS`); it may be absent."""
+    return Path(resources.files("singlestrip_bids") / "data" / SHIPPED_MODELS[name])
+
+
 def default_bundle_path() -> Path:
-    """The model shipped inside the package."""
-    return Path(resources.files("singlestrip_bids") / "data" / "default_model")
+    """The model shipped inside the package (trained by the group level on one labeled head)."""
+    return shipped_bundle_path("default")
 
 
 def resolve_bundle_path(model, output_dir) -> Path:
-    """``--model`` if given, else ``output_dir/models/final`` of a group run if present, else the shipped model."""
+    """``--model``: a shipped model's name (:data:`SHIPPED_MODELS`) or a bundle folder; not given:
+    ``output_dir/models/final`` of a group run if present, else the shipped default model."""
     if model is not None:
+        if str(model) in SHIPPED_MODELS:
+            path = shipped_bundle_path(str(model))
+            if not (path / "bundle.json").is_file():
+                raise UserError(f"the {model} model is not shipped with this version of singlestrip_bids")
+            return path
         return Path(model)
     trained = Path(output_dir) / "models" / "final"
     if (trained / "bundle.json").is_file():

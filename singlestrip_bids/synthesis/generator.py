@@ -150,16 +150,7 @@ class Synthesizer:
 
     def render(self, draw: Draw):
         """Image (1, X, Y, Z) normalised as the network sees it, and its brain mask (1, X, Y, Z)."""
-        labels, mask = draw.spatial(self.labels[draw.source], self.masks[draw.source],
-                                    draw.patch_shape, self.centres[draw.source])
-        labels = draw.air_clutter(labels, mask)
-        image = draw.intensities(labels[0])[None]
-        image = draw.bias(draw.blur(draw.noise(image)))
-        image = draw.gamma(image)
-        image = draw.thick_slices(image)
-        image = draw.field_of_view(image)
-        mask = draw.field_of_view(mask)
-        return normalize_intensity(image), mask
+        return render_pair(draw, self.labels[draw.source], self.masks[draw.source], self.centres[draw.source])
 
     def batch(self, size: int):
         """``size`` fresh pairs of one drawn shape: images and masks (B, 1, X, Y, Z), and their draws."""
@@ -167,3 +158,17 @@ class Synthesizer:
         draws = [self.sample(shape) for _ in range(size)]
         pairs = [self.render(d) for d in draws]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]), draws
+
+
+def render_pair(draw: Draw, labels: torch.Tensor, mask: torch.Tensor, centre):
+    """The pair of ``draw`` from a class map (1, X, Y, Z) uint8 and its brain mask (1, X, Y, Z) float
+    whose centre (voxel indices) is ``centre``: image normalised as the network sees it, and mask."""
+    labels, mask = draw.spatial(labels, mask, draw.patch_shape, centre)
+    labels = draw.air_clutter(labels, mask)
+    image = draw.intensities(labels[0])[None]
+    image = draw.bias(draw.blur(draw.noise(image)))
+    image = draw.gamma(image)
+    image = draw.thick_slices(image)
+    image = draw.field_of_view(image)
+    mask = draw.field_of_view(mask)
+    return normalize_intensity(image), mask

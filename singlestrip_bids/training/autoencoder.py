@@ -59,7 +59,7 @@ def train_autoencoder(mask_working: np.ndarray, *, kind: str = "2d", steps: int 
     from singlestrip_bids.model.device import resolve_device
     from singlestrip_bids.model.loss import soft_dice_loss
     from singlestrip_bids.seeding import seed_everything
-    from singlestrip_bids.training.loop import Trainer
+    from singlestrip_bids.training.loop import ProgressHook, Trainer
 
     seed_everything(seed)
     rng = np.random.default_rng(seed)
@@ -85,7 +85,7 @@ def train_autoencoder(mask_working: np.ndarray, *, kind: str = "2d", steps: int 
         batch = _training_batch(mask, centroid, config, random_box, rng, size)
         return batch, batch
 
-    hooks = [] if on_step is None else [_Callback(on_step)]
+    hooks = [ProgressHook(50, "QC autoencoder")] + ([] if on_step is None else [_Callback(on_step)])
     Trainer(model, batches, steps=steps, batch_size=batch_size, lr=1e-3, weight_decay=1e-5, device=device,
             hooks=hooks, loss=reconstruction_loss, precision=precision).run()
     return model.cpu().eval(), config

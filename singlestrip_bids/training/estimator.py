@@ -69,7 +69,7 @@ def train_estimator(sources, synthesis_config, *, voxel_mm: float, steps: int = 
     model = build_estimator(config or DEFAULT_CONFIG)
     history = HistoryHook()
     Trainer(model, stream.batch, steps=steps, batch_size=batch_size, lr=learning_rate, device=device,
-            hooks=[ProgressHook(log_every), history], loss=estimator_loss).run()
+            hooks=[ProgressHook(log_every, "Dice estimator"), history], loss=estimator_loss).run()
     if unet is not None:
         unet.cpu()
     return model.cpu().eval(), history.losses

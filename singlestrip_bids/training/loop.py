@@ -22,18 +22,25 @@ class Hook:
 
 
 class ProgressHook(Hook):
-    """Log step count, mean loss, steps/s and the time left every ``every`` steps."""
+    """Log step count, mean loss, steps/s and the time left every ``every`` steps.
 
-    def __init__(self, every: int = 10):
-        self.every, self.losses, self.start = every, [], time.perf_counter()
+    Each record carries ``progress`` = ``{"name", "step", "steps", "loss", "rate", "eta_s"}`` (the
+    console draws a bar from it: ``cli.progress.TrainingConsole``); ``name`` names the network.
+    """
+
+    def __init__(self, every: int = 10, name: str = "training"):
+        self.every, self.name, self.losses, self.start = every, name, [], time.perf_counter()
 
     def after_step(self, trainer, step, loss):
         self.losses.append(loss)
         if step % self.every == 0 or step == trainer.steps:
             rate = len(self.losses) / max(time.perf_counter() - self.start, 1e-9)
             left = (trainer.steps - step) / rate
-            LOG.info("step %d/%d  loss %.4f  %.2f steps/s  ETA %d:%02d", step, trainer.steps,
-                     float(np.mean(self.losses)), rate, left // 60, left % 60)
+            mean = float(np.mean(self.losses))
+            progress = {"name": self.name, "step": step, "steps": trainer.steps, "loss": mean, "rate": rate,
+                        "eta_s": left}
+            LOG.info("%s step %d/%d  loss %.4f  %.2f steps/s  ETA %d:%02d", self.name, step, trainer.steps,
+                     mean, rate, left // 60, left % 60, extra={"progress": progress})
             self.losses, self.start = [], time.perf_counter()
 
 

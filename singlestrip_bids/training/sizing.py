@@ -2,10 +2,13 @@
 
 Every size the group level used to fix for an adult head is a multiple of the labeled brain's
 largest extent, so a mouse, a fetus or an adult are all framed alike: the working voxel is the
-brain's extent over :data:`BRAIN_VOXELS` (never finer than the image's finest spacing), and the
-training patches, translation range, inference margin and QC-autoencoder box follow in working
-voxels. An adult FreeSurfer head (brain 182 mm across, 256 mm field of view) gets exactly the sizes
-the shipped model was trained with: 3 mm, patches 64-112, translation 30, margin 36 mm, AE box 64.
+brain's extent over :data:`BRAIN_VOXELS` (never finer than the image's finest spacing, and coarse
+enough that the field of view spans at most :data:`FOV_VOXELS`), and the training patches,
+translation range, inference margin and QC-autoencoder box follow in working voxels. In a field
+of view much wider than the brain (a fetus in its mother's abdomen) the translation grows up to
+the brain's extent, so that patches show more of what the network is shown at inference. An adult
+FreeSurfer head (brain 182 mm across, 256 mm field of view) gets exactly the sizes the shipped
+model was trained with: 3 mm, patches 64-112, translation 30, margin 36 mm, AE box 64.
 """
 
 import math
@@ -14,6 +17,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 BRAIN_VOXELS = 60  #: working voxels across the brain's largest extent
+#: at most this many working voxels across the field of view: inference shows the network the whole
+#: tissue box, which training patches must be able to match
+FOV_VOXELS = 160
 PATCH_SIZES = 4  #: drawn patch sizes, 16 voxels apart, from the brain's size up
 AE_SHIFT_VOXELS = 10 / 3  #: the autoencoder's random centre shift (10 mm at 3 mm)
 AE_3D_SPACING = 4 / 3  #: the 3D autoencoder's box spacing, in working voxels
@@ -72,13 +78,16 @@ def derive_sizing(mask_img, *, voxel_size: float | None = None, multiple: int = 
     fov_mm = float(_world_extent(shape, mask_img.affine, (0, 0, 0), np.array(shape) - 1).max())
     finest = float(np.sqrt((np.asarray(mask_img.affine)[:3, :3] ** 2).sum(axis=0)).min())
     if voxel_size is None:
-        voxel_size = max(finest, float(f"{brain_mm / BRAIN_VOXELS:.2g}"))
-    brain_voxels = brain_mm / voxel_size
+        voxel_size = max(finest, float(f"{brain_mm / BRAIN_VOXELS:.2g}"), float(f"{fov_mm / FOV_VOXELS:.2g}"))
+    brain_voxels, fov_voxels = brain_mm / voxel_size, fov_mm / voxel_size
     # The U-Net's coarsest level needs 2 voxels a side (instance norm over more than one value).
     smallest = max(_round_up(brain_voxels, multiple), 2 * multiple)
-    largest = min(smallest + multiple * (PATCH_SIZES - 1), _round_up(fov_mm / voxel_size, multiple) + multiple)
+    largest = min(smallest + multiple * (PATCH_SIZES - 1), _round_up(fov_voxels, multiple) + multiple)
     patches = tuple(range(smallest, max(smallest, largest) + 1, multiple))
-    return Sizing(voxel_size=float(voxel_size), patch_sizes=patches, translation=float(round(brain_voxels / 2)),
+    # Patches travel over more of a wide field of view, but never so far that most miss the brain
+    # (a patch without brain gives the soft Dice nothing to learn from).
+    translation = max(round(brain_voxels / 2), min(round((fov_voxels - smallest) / 2), round(brain_voxels)))
+    return Sizing(voxel_size=float(voxel_size), patch_sizes=patches, translation=float(translation),
                   head_margin_mm=round(round(brain_voxels / 5) * voxel_size, 4), ae_size=smallest,
                   brain_extent_mm=round(brain_mm, 2), field_of_view_mm=round(fov_mm, 2))
 

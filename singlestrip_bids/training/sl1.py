@@ -66,12 +66,22 @@ def train_unet(unet, sources, config: TrainingConfig, *, device, checkpoint: Pat
     Returns the loss history.
     """
     from singlestrip_bids.synthesis.generator import Synthesizer
-    from singlestrip_bids.training.loop import CheckpointHook, HistoryHook, ProgressHook, Trainer
 
     seed = config.seed if seed is None else seed
     synth = Synthesizer(sources, config.synthesis, seed=seed, device=device)
+    return train_on_stream(unet, synth, config, device=device, checkpoint=checkpoint, resume=resume)
+
+
+def train_on_stream(unet, synth, config: TrainingConfig, *, device, checkpoint: Path | None = None,
+                    resume: bool = False, hooks=(), name: str = "U-Net"):
+    """Train ``unet`` in place on the pairs of ``synth`` (a ``synthesis.generator.Synthesizer``),
+    checkpointing to ``checkpoint`` and resuming from it exactly (weights, optimiser, both random
+    streams); ``hooks`` are extra ``training.loop.Hook``s; ``name`` labels the progress records.
+    Returns the loss history."""
+    from singlestrip_bids.training.loop import CheckpointHook, HistoryHook, ProgressHook, Trainer
+
     history = HistoryHook()
-    hooks = [ProgressHook(config.log_every), history]
+    hooks = [ProgressHook(config.log_every, name), history, *hooks]
     if checkpoint is not None:
         hooks.append(CheckpointHook(checkpoint, config.checkpoint_every))
 
@@ -90,21 +100,23 @@ def train_unet(unet, sources, config: TrainingConfig, *, device, checkpoint: Pat
 
 
 def initial_unet(config: TrainingConfig, init="scratch"):
-    """The U-Net one-shot training starts from: random weights (``"scratch"``), the shipped model
-    (``"default"``) or the weights of any bundle folder; UserError if that bundle's architecture is
-    not ``config.unet``. Returns ``(unet, description)``; the description goes into the bundle."""
+    """The U-Net one-shot training starts from: random weights (``"scratch"``), a shipped model by
+    name (``"default"``, ``"synthetic"``: ``model.bundle.SHIPPED_MODELS``) or the weights of any
+    bundle folder; UserError if that bundle is absent or its architecture is not ``config.unet``.
+    Returns ``(unet, description)``; the description goes into the bundle."""
     from singlestrip_bids.errors import UserError
-    from singlestrip_bids.model.bundle import default_bundle_path, load_bundle, read_bundle_config
+    from singlestrip_bids.model.bundle import SHIPPED_MODELS, load_bundle, read_bundle_config, resolve_bundle_path
     from singlestrip_bids.model.unet import UNet
 
     if str(init) == "scratch":
         return UNet(config.unet), "scratch"
-    path = default_bundle_path() if str(init) == "default" else Path(init)
+    shipped = str(init) in SHIPPED_MODELS
+    path = resolve_bundle_path(str(init), None) if shipped else Path(init)
     found = read_bundle_config(path).get("unet", {}).get("config")
     if found != config.unet.to_dict():
         raise UserError(f"--init {init}: its U-Net ({found}) is not the one trained here ({config.unet.to_dict()})")
     bundle = load_bundle(path)
-    return bundle.unet, "default" if str(init) == "default" else bundle.model_id
+    return bundle.unet, str(init) if shipped else bundle.model_id
 
 
 def train_sl1(image_img, mask_img, bundle_path, config: TrainingConfig = TrainingConfig(), *,
