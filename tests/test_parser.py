@@ -159,3 +159,11 @@ def test_help_and_version_are_instant(flag):
         assert completed.stdout.strip() == f"singlestrip_bids {__version__}"
     else:
         assert "--participant-label" in completed.stdout and "--qc-masks" in completed.stdout
+
+
+def test_a_shipped_models_name_stays_a_name_in_the_settings(tmp_path):
+    from singlestrip_bids.cli.settings import settings_from_args
+
+    settings = settings_from_args(parse("--model", "synthetic"))
+    assert settings.model == Path("synthetic")
+    assert settings_from_args(parse("--model", "m/final")).model.is_absolute()

@@ -69,8 +69,10 @@ def settings_from_args(args) -> RunSettings:
     from singlestrip_bids.io.bids import normalize_labels
 
     values = {field.name: getattr(args, field.name) for field in fields(RunSettings)}
+    from singlestrip_bids.model.bundle import SHIPPED_MODELS
+
     for name in _PATHS:
-        if values[name] is not None:
+        if values[name] is not None and not (name == "model" and str(values[name]) in SHIPPED_MODELS):
             values[name] = Path(values[name]).expanduser().absolute()
     if isinstance(values["init"], Path):
         values["init"] = values["init"].expanduser().absolute()
