@@ -42,11 +42,14 @@ def _auto_or(convert):
 
 
 def _init(text: str):
-    """``--init``: ``scratch``, a shipped model's name (``default``, ``synthetic``) or a bundle folder."""
-    if text in ("scratch", "default", "synthetic"):
+    """``--init``: ``scratch``, a shipped model's name (``model.bundle.SHIPPED_MODELS``) or a bundle folder."""
+    from singlestrip_bids.model.bundle import SHIPPED_MODELS
+
+    if text == "scratch" or text in SHIPPED_MODELS:
         return text
     if not (Path(text) / "bundle.json").is_file():
-        raise argparse.ArgumentTypeError(f"not scratch, default, synthetic or a model bundle folder: {text!r}")
+        names = ", ".join(["scratch", *SHIPPED_MODELS])
+        raise argparse.ArgumentTypeError(f"not {names} or a model bundle folder: {text!r}")
     return Path(text)
 
 

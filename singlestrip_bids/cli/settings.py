@@ -67,11 +67,10 @@ def settings_from_args(args) -> RunSettings:
     UserError for an invalid label or an option given at the wrong level.
     """
     from singlestrip_bids.io.bids import normalize_labels
-
-    values = {field.name: getattr(args, field.name) for field in fields(RunSettings)}
     from singlestrip_bids.model.bundle import SHIPPED_MODELS
 
-    for name in _PATHS:
+    values = {field.name: getattr(args, field.name) for field in fields(RunSettings)}
+    for name in _PATHS:  # a shipped model's name (--model synthetic) stays a name
         if values[name] is not None and not (name == "model" and str(values[name]) in SHIPPED_MODELS):
             values[name] = Path(values[name]).expanduser().absolute()
     if isinstance(values["init"], Path):

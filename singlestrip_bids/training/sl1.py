@@ -73,15 +73,15 @@ def train_unet(unet, sources, config: TrainingConfig, *, device, checkpoint: Pat
 
 
 def train_on_stream(unet, synth, config: TrainingConfig, *, device, checkpoint: Path | None = None,
-                    resume: bool = False, hooks=(), name: str = "U-Net"):
+                    resume: bool = False, name: str = "U-Net"):
     """Train ``unet`` in place on the pairs of ``synth`` (a ``synthesis.generator.Synthesizer``),
     checkpointing to ``checkpoint`` and resuming from it exactly (weights, optimiser, both random
-    streams); ``hooks`` are extra ``training.loop.Hook``s; ``name`` labels the progress records.
+    streams); ``name`` labels the progress records.
     Returns the loss history."""
     from singlestrip_bids.training.loop import CheckpointHook, HistoryHook, ProgressHook, Trainer
 
     history = HistoryHook()
-    hooks = [ProgressHook(config.log_every, name), history, *hooks]
+    hooks = [ProgressHook(config.log_every, name), history]
     if checkpoint is not None:
         hooks.append(CheckpointHook(checkpoint, config.checkpoint_every))
 
