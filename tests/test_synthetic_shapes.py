@@ -146,3 +146,21 @@ def test_the_training_command_checkpoints_and_exports_a_bundle_from_its_checkpoi
     again = load_bundle(tmp_path / "again")
     assert again.config["training"]["kind"] == "synthetic"
     assert all(torch.equal(value, again.unet.state_dict()[key]) for key, value in first.items())
+
+
+def test_the_training_command_continues_a_bundle_with_a_decaying_rate(tmp_path, capsys):
+    from singlestrip_bids.cli.train_synthetic import main
+    from singlestrip_bids.model.bundle import load_bundle, shipped_bundle_path
+
+    assert main([str(tmp_path / "m"), "--learning-rate", "0"]) == 2
+    assert "--learning-rate" in capsys.readouterr().err
+    assert main([str(tmp_path / "m"), "--init", "synthetic", "--steps", "1", "--learning-rate", "1e-4",
+                 "--final-learning-rate", "1e-6", "--ae-steps", "1", "--device", "cpu", "--random-seed", "1"]) == 0
+    continued = load_bundle(tmp_path / "m")
+    training = continued.config["training"]
+    assert training["init"] == "synthetic" and training["steps"] == 1
+    assert (training["learning_rate"], training["final_learning_rate"]) == (1e-4, 1e-6)
+    shipped = load_bundle(shipped_bundle_path("synthetic")).unet.state_dict()
+    moved = [key for key, value in continued.unet.state_dict().items() if not torch.equal(value, shipped[key])]
+    assert moved  # one step from the shipped weights, not from random ones:
+    assert max(float((continued.unet.state_dict()[key] - shipped[key]).abs().max()) for key in moved) < 1e-2

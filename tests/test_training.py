@@ -68,3 +68,17 @@ def test_training_is_reproducible_with_the_seed_and_resumes_exactly(tmp_path):
     run(4, checkpoint=tmp_path / "ckpt.pt")
     resumed = run(8, resume_from=tmp_path / "ckpt.pt")
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(straight.values(), resumed.values()))
+
+
+def test_learning_rate_decays_along_a_half_cosine_when_asked():
+    model = torch.nn.Conv3d(1, 1, 1)
+    batch = lambda n: (torch.ones(n, 1, 2, 2, 2), torch.ones(n, 1, 2, 2, 2))  # noqa: E731
+    constant = Trainer(model, batch, steps=5, lr=1e-3)
+    assert [constant.learning_rate(step) for step in (1, 3, 5)] == [1e-3] * 3
+    decayed = Trainer(model, batch, steps=5, lr=1e-3, final_lr=1e-5)
+    rates = [decayed.learning_rate(step) for step in range(1, 6)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5)
+    assert rates[2] == pytest.approx((1e-3 + 1e-5) / 2)  # half way down at the middle step
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    decayed.run()
+    assert decayed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)  # the last step ran at the final rate

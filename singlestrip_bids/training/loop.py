@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -76,23 +77,31 @@ class Trainer:
     ``loss(outputs, targets)`` (default :func:`dice_on_logits`) and ``weight_decay`` are the parts a
     network overrides. ``rng_state``/``set_rng_state`` callables let the data stream be resumed exactly; ``precision``
     (``model.device.autocast_dtype``): the forward pass in bf16 where the device computes it natively.
+    ``final_lr``: None keeps ``lr`` constant; a value decays it along a half cosine to ``final_lr`` at the last step.
     """
 
     def __init__(self, model, batch_fn, *, steps: int, batch_size: int = 1, lr: float = 3e-4,
                  device="cpu", hooks=(), rng_state=None, set_rng_state=None, precision: str = "auto",
-                 loss=dice_on_logits, weight_decay: float = 0.0):
+                 loss=dice_on_logits, weight_decay: float = 0.0, final_lr: float | None = None):
         from singlestrip_bids.model.device import autocast_dtype
 
         self.model = model.to(device)
         self.batch_fn, self.steps, self.batch_size = batch_fn, steps, batch_size
         self.device = torch.device(device)
-        self.lr = lr
+        self.lr, self.final_lr = lr, final_lr
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         self.loss = loss
         self.hooks = list(hooks)
         self.rng_state, self.set_rng_state = rng_state, set_rng_state
         self.start_step = 0
         self.autocast = autocast_dtype(self.device, precision)
+
+    def learning_rate(self, step: int) -> float:
+        """The rate of 1-based ``step``."""
+        if self.final_lr is None or self.steps <= 1:
+            return self.lr
+        progress = (step - 1) / (self.steps - 1)
+        return self.final_lr + 0.5 * (self.lr - self.final_lr) * (1.0 + math.cos(math.pi * progress))
 
     def step(self) -> float:
         inputs, targets = self.batch_fn(self.batch_size)
@@ -109,6 +118,8 @@ class Trainer:
     def run(self):
         self.model.train()
         for step in range(self.start_step + 1, self.steps + 1):
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate(step)
             loss = self.step()
             for hook in self.hooks:
                 hook.after_step(self, step, loss)
@@ -132,9 +143,7 @@ class Trainer:
         """Resume from ``path`` (weights-only load: a checkpoint cannot run code)."""
         state = torch.load(path, map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        for group in self.optimizer.param_groups:  # the configured rate wins: resuming can lower it
-            group["lr"] = self.lr
+        self.optimizer.load_state_dict(state["optimizer"])  # run() sets the configured rate every step
         torch.set_rng_state(state["torch_rng"].cpu())
         data_rng = json.loads(state["data_rng"])
         if data_rng is not None and self.set_rng_state:

@@ -20,6 +20,7 @@ class TrainingConfig:
     steps: int = 3000
     batch_size: int = 1
     learning_rate: float = 1e-3
+    final_learning_rate: float | None = None  #: None: constant; else a half-cosine decay to it (loop.Trainer)
     voxel_size: float = 3.0  #: working grid, mm (CPU-sized; patches of 64–112 voxels span 192–336 mm)
     #: inference shows the network the head plus this margin (mm), as framed as the drawn patches
     head_margin_mm: float | None = 36.0
@@ -89,7 +90,7 @@ def train_on_stream(unet, synth, config: TrainingConfig, *, device, checkpoint: 
         synth.rng.bit_generator.state = state
 
     trainer = Trainer(unet, lambda n: synth.batch(n)[:2], steps=config.steps, batch_size=config.batch_size,
-                      lr=config.learning_rate, device=device, hooks=hooks,
+                      lr=config.learning_rate, final_lr=config.final_learning_rate, device=device, hooks=hooks,
                       rng_state=lambda: synth.rng.bit_generator.state, set_rng_state=set_state,
                       precision=config.precision)
     if resume and checkpoint is not None and Path(checkpoint).is_file():

@@ -40,28 +40,28 @@ def hardware() -> str:
 
 def train_synthetic(bundle_path, config: TrainingConfig, heads: RandomSyntheticHead | None = None, *,
                     device, checkpoint: Path | None = None, resume: bool = False, ae_steps: int = 1500,
-                    name: str = "synthetic") -> Path:
+                    name: str = "synthetic", init="scratch") -> Path:
     """Train the synthetic U-Net and its QC autoencoder (on :data:`QC_HEAD`'s mask) and write a bundle
-    whose ``training.kind`` is ``"synthetic"``; ``heads``: the generator's ranges (None: the defaults).
+    whose ``training.kind`` is ``"synthetic"``; ``heads``: the generator's ranges (None: the defaults);
+    ``init``: where the U-Net starts (``training.sl1.initial_unet``: scratch, a shipped name or a bundle).
     Resumes from ``checkpoint`` when asked."""
     from singlestrip_bids.model.bundle import save_bundle
-    from singlestrip_bids.model.unet import UNet
     from singlestrip_bids.seeding import seed_everything
     from singlestrip_bids.synthesis.shape_stream import ShapeSynthesizer
     from singlestrip_bids.training.autoencoder import train_autoencoder
-    from singlestrip_bids.training.sl1 import train_on_stream
+    from singlestrip_bids.training.sl1 import initial_unet, train_on_stream
 
     heads = heads or RandomSyntheticHead()
     seed_everything(config.seed)
     start = time.perf_counter()
-    unet = UNet(config.unet)
+    unet, started_from = initial_unet(config, init)
     synth = ShapeSynthesizer(heads, config.synthesis, seed=config.seed, device=device)
     losses = train_on_stream(unet, synth, config, device=device, checkpoint=checkpoint, resume=resume,
                              name="synthetic U-Net")
     LOG.info("training the QC autoencoder on a synthetic brain mask (%d steps)", ae_steps)
     qc_ae, _ = train_autoencoder(QC_HEAD()[1].numpy(), steps=ae_steps, seed=config.seed, device=device,
                                  voxel_size=config.voxel_size)
-    extra = {"training": {**config.to_dict(), "kind": "synthetic", "generator": heads.to_dict(),
+    extra = {"training": {**config.to_dict(), "kind": "synthetic", "init": started_from, "generator": heads.to_dict(),
                           "qc_head": QC_HEAD.to_dict(), "device": str(device), "hardware": hardware(),
                           "seconds_this_run": round(time.perf_counter() - start, 1),
                           "final_loss": float(np.mean(losses[-200:])) if losses else None}}
