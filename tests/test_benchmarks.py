@@ -302,3 +302,29 @@ def test_models_py_scores_bundles_by_name_and_folder_on_a_bids_dataset(tmp_path,
     assert set(document["bundles"]) == {"default", "tiny"}
     assert only["dice_default"] > 0.9 > only["dice_tiny"]  # the shipped model strips this head; noise does not
     assert document["means"][0]["mean_dice_default"] == only["dice_default"]
+
+
+@needs_data
+def test_warm_start_py_cuts_one_run_into_a_curve_per_init(tmp_path):
+    """Two inits, cut at 1 and 2 steps on fold 1's held-out mice: the shipped model alone is step 0."""
+    out = tmp_path / "warm"
+    command = [sys.executable, str(BENCHMARKS / "warm_start.py"), "--inits", "scratch", "default", "--steps", "1",
+               "2", "--fold", "1", "--data", str(DATA_DIR), "--out", str(out), "--device", "cpu"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((out / "warm_start.json").read_text())["rows"]
+    held_out = {row["image"] for row in rows}
+    assert len(held_out) == 6 and all(row["fold"] == 1 for row in rows)
+    assert sorted({(row["init"], row["step"]) for row in rows}) == [
+        ("default", 0), ("default", 1), ("default", 2), ("scratch", 1), ("scratch", 2)]
+    dice = {(row["init"], row["step"]): [] for row in rows}
+    for row in rows:
+        dice[row["init"], row["step"]].append(row["dice"])
+    assert np.mean(dice["default", 0]) > 0.7  # the shipped model strips mice, an untrained one does not
+    assert np.mean(dice["scratch", 2]) < 0.7
+    assert (out / "fold-1" / "default" / "step-2" / "bundle.json").is_file()
+    lines = done.stdout.splitlines()
+    header = next(number for number, line in enumerate(lines) if line.startswith("init "))
+    assert lines[header].split()[1:] == ["step", "0", "step", "1", "step", "2"]
+    assert [line.split()[0] for line in lines[header + 1:header + 3]] == ["scratch", "default"]
+    assert lines[header + 1].split()[1] == "-"  # no step 0 from random weights
