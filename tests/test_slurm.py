@@ -114,5 +114,5 @@ def test_nipype_slurm_plugin_runs_the_nodes_as_jobs(cluster, dataset, multiproc,
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr[-3000:]
     job_logs = list(work.rglob("slurm-*.out"))
-    assert len(job_logs) >= 4 * len(SUBJECTS), "conform, predict, postprocess, ae_qc, figure: one job each"
+    assert len(job_logs) >= len(SUBJECTS), "each image's strip node is one job"
     assert_same_outputs(out, multiproc, dataset)

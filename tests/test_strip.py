@@ -1,4 +1,4 @@
-"""inference.strip: the three per-image steps over files, with the input's header kept exactly."""
+"""inference.strip: the three per-image steps in memory, with the input's header kept exactly."""
 
 import json
 
@@ -8,7 +8,9 @@ import pytest
 from helpers_bids import DATA_DIR, data_available
 
 from singlestrip_bids.errors import UserError
-from singlestrip_bids.inference.strip import conform_file, postprocess_file, predict_file, strip_file
+from singlestrip_bids.inference.predict import get_predictor
+from singlestrip_bids.inference.strip import conform_step, postprocess_step, predict_step, strip_file, strip_image
+from singlestrip_bids.io.nifti import load_image
 from singlestrip_bids.metrics import dice
 from singlestrip_bids.model.bundle import default_bundle_path, load_bundle
 
@@ -77,42 +79,35 @@ def test_steps_and_their_statistics(tmp_path, bundle_path):
     real = nib.load(DATA_DIR / "mrtrix_scripttest_sub01" / "sub-01_T1w.nii.gz")
     data = real.get_fdata(dtype=np.float32)
     data[0, 0, :4] = [np.nan, np.inf, -np.inf, np.nan]
-    in_file = tmp_path / "sub-01_T1w.nii.gz"
-    nib.save(nib.Nifti1Image(data, real.affine, real.header), in_file)
+    img = nib.Nifti1Image(data, real.affine, real.header)
     bundle = load_bundle(bundle_path)
 
-    conformed = conform_file(in_file, tmp_path / "conformed.nii", voxel_size=bundle.voxel_size,
-                             multiple=bundle.size_multiple)
-    assert conformed["nonfinite_voxels"] == 4
-    working = nib.load(tmp_path / "conformed.nii")
-    assert np.isfinite(working.get_fdata()).all()
-    assert all(size % bundle.size_multiple == 0 for size in working.shape)
-    assert np.allclose(working.header.get_zooms(), bundle.voxel_size)
+    working, conformed = conform_step(img, voxel_size=bundle.voxel_size, multiple=bundle.size_multiple)
+    assert conformed["nonfinite_voxels"] == 4 and conformed["seconds"] > 0
+    assert np.isfinite(working.data).all() and working.data.dtype == np.float32
+    assert all(size % bundle.size_multiple == 0 for size in working.data.shape)
+    assert np.allclose(np.sqrt((working.affine[:3, :3] ** 2).sum(axis=0)), bundle.voxel_size)
 
-    predicted = predict_file(tmp_path / "conformed.nii", tmp_path / "prob.nii", bundle_path=bundle_path, device="cpu")
+    prob, predicted = predict_step(working, get_predictor(bundle_path, "cpu"))
     assert predicted["model_id"] == bundle.model_id and predicted["device"] == "cpu"
-    prob = nib.load(tmp_path / "prob.nii")
-    assert prob.shape == working.shape and np.array_equal(prob.affine, working.affine)
-    assert 0 <= prob.get_fdata().min() and prob.get_fdata().max() <= 1
+    assert prob.shape == working.data.shape and 0 <= prob.min() and prob.max() <= 1
 
     # A known probability map: a ball of 50 mm radius, off the grid's centre by (12, -8, 6) mm (RAS).
     offset_mm = np.array([12.0, -8.0, 6.0])
-    centre = (np.array(working.shape) - 1) / 2 + offset_mm / bundle.voxel_size
-    grid = np.indices(working.shape).astype(float)
+    shape = working.data.shape
+    centre = (np.array(shape) - 1) / 2 + offset_mm / bundle.voxel_size
+    grid = np.indices(shape).astype(float)
     radius_mm = np.sqrt(sum((grid[a] - centre[a]) ** 2 for a in range(3))) * bundle.voxel_size
-    ramp = np.clip(0.5 + (50 - radius_mm) / (4 * bundle.voxel_size), 0, 1)  # 0.5 at 50 mm, smooth
-    nib.save(nib.Nifti1Image(ramp.astype(np.float32), working.affine), tmp_path / "ball.nii")
+    ramp = np.clip(0.5 + (50 - radius_mm) / (4 * bundle.voxel_size), 0, 1).astype(np.float32)  # 0.5 at 50 mm
     volumes = []
     for border in (0.0, 4.0):
-        stats = postprocess_file(in_file, tmp_path / "ball.nii", tmp_path / f"mask{border}.nii.gz",
-                                 tmp_path / f"brain{border}.nii.gz", border_mm=border)
+        mask, brain, stats = postprocess_step(img, ramp, working.affine, border_mm=border)
         assert json.dumps(stats)  # plain JSON-able numbers for the QC JSON
-        assert stats["n_components_removed"] == 0
+        assert stats["n_components_removed"] == 0 and mask.dtype == np.uint8 and mask.shape == img.shape
         volumes.append(stats["brain_volume_ml"])
-        outside = np.asanyarray(nib.load(tmp_path / f"mask{border}.nii.gz").dataobj) == 0
-        assert np.all(nib.load(tmp_path / f"brain{border}.nii.gz").get_fdata()[outside] == 0)
-    mask = np.asanyarray(nib.load(tmp_path / "mask0.0.nii.gz").dataobj)
-    centroid_world = real.affine @ np.append(np.argwhere(mask).mean(axis=0), 1)
+        assert np.all(brain[mask == 0] == 0)
+        if border == 0.0:
+            centroid_world = real.affine @ np.append(np.argwhere(mask).mean(axis=0), 1)
     expected_world = working.affine @ np.append(centre, 1)
     assert np.allclose(centroid_world[:3], expected_world[:3], atol=0.5)  # no flip or shift on the way back
     radius = [(3 * volume * 1000 / (4 * np.pi)) ** (1 / 3) for volume in volumes]  # mm
@@ -120,30 +115,36 @@ def test_steps_and_their_statistics(tmp_path, bundle_path):
     assert 4 - 1.875 < radius[1] - radius[0] <= 4  # grown by the border, less up to a voxel
 
 
-def test_nonfinite_voxels_inside_the_mask_are_zero_in_the_brain_image(tmp_path):
+def test_nonfinite_voxels_inside_the_mask_are_zero_in_the_brain_image():
     real = nib.load(DATA_DIR / "mrtrix_scripttest_sub01" / "sub-01_T1w.nii.gz")
     data = real.get_fdata(dtype=np.float32)
     centre = tuple(s // 2 for s in data.shape[:3])
     data[centre[0], centre[1], centre[2]:centre[2] + 3] = [np.nan, np.inf, -np.inf]
-    in_file = tmp_path / "sub-01_T1w.nii.gz"
-    nib.save(nib.Nifti1Image(data, real.affine, real.header), in_file)
-    conform_file(in_file, tmp_path / "conformed.nii", voxel_size=4.0, multiple=8)
-    working = nib.load(tmp_path / "conformed.nii")
-    nib.save(nib.Nifti1Image(np.ones(working.shape, np.float32), working.affine), tmp_path / "all.nii")
-    postprocess_file(in_file, tmp_path / "all.nii", tmp_path / "mask.nii.gz", tmp_path / "brain.nii.gz")
-    assert np.asanyarray(nib.load(tmp_path / "mask.nii.gz").dataobj)[centre] == 1
-    brain = nib.load(tmp_path / "brain.nii.gz").get_fdata()
+    img = nib.Nifti1Image(data, real.affine, real.header)
+    working, _ = conform_step(img, voxel_size=4.0, multiple=8)
+    mask, brain, _ = postprocess_step(img, np.ones(working.data.shape, np.float32), working.affine)
+    assert mask[centre] == 1
     assert np.isfinite(brain).all() and (brain[centre[0], centre[1], centre[2]:centre[2] + 3] == 0).all()
     inside = np.isfinite(data)
     np.testing.assert_allclose(brain[inside], data[inside], rtol=1e-5)
 
 
-def test_bad_input_is_a_user_error(tmp_path, bundle_path):
+def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, bundle_path):
     empty = tmp_path / "sub-01_T1w.nii.gz"
     empty.write_bytes(b"")
     with pytest.raises(UserError, match="empty"):
-        conform_file(empty, tmp_path / "c.nii", voxel_size=2.0, multiple=16)
-    assert not (tmp_path / "c.nii").exists()
+        strip_file(empty, tmp_path / "mask.nii.gz", tmp_path / "brain.nii.gz", bundle_path=bundle_path, device="cpu")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sub-01_T1w.nii.gz"]
+
+
+def test_strip_image_keeps_what_qc_and_the_figure_need(bundle_path):
+    source = DATA_DIR / "mrtrix_scripttest_sub01" / "sub-01_T1w.nii.gz"
+    stripped = strip_image(source, bundle_path=bundle_path, device="cpu")
+    assert set(stripped.stats) == {"conform", "predict", "postprocess"}
+    assert np.array_equal(stripped.image.affine, load_image(source).affine)
+    assert stripped.mask_image().shape == stripped.image.shape[:3]
+    assert np.array_equal(stripped.mask_image().affine, stripped.image.affine)
+    assert stripped.conformed.data.shape[0] % load_bundle(bundle_path).size_multiple == 0
 
 
 @pytest.mark.skipif(not SHIPPED, reason="no model shipped in singlestrip_bids/data/default_model yet")

@@ -15,7 +15,7 @@ from singlestrip_bids.model.bundle import load_bundle, save_bundle
 from singlestrip_bids.workflows.execution import check_plugin, run_workflow
 from singlestrip_bids.workflows.participant import init_participant_wf
 
-HEAVY_NODES = ("conform", "predict", "postprocess", "ae_qc", "figure")
+HEAVY_NODES = ("strip",)  #: the one node per image that computes; write_derivatives only copies
 
 
 def build(bundle, bids_dir, images, tmp_path, **kwargs):
@@ -47,10 +47,10 @@ def test_graph_per_image_and_per_subject(skeleton, tmp_path, tiny_bundle):
     image_wf = workflow.get_node("sub_01_T1w_wf")
     bundle = load_bundle(tiny_bundle)
     assert image_wf.inputs.inputnode.source_file == str(images[0])
-    assert image_wf.get_node("conform").inputs.voxel_size == bundle.voxel_size == 4.0
-    predict = image_wf.get_node("predict")
-    assert predict.n_procs == 3 and predict.inputs.num_threads == 3
-    assert predict.inputs.model_id == bundle.model_id
+    strip = image_wf.get_node("strip")
+    assert strip.n_procs == 3 and strip.inputs.num_threads == 3
+    assert strip.inputs.model_id == bundle.model_id and strip.inputs.bundle_path == str(tiny_bundle)
+    assert sorted(image_wf.list_node_names()) == ["inputnode", "outputnode", "strip", "write_derivatives"]
     # sub-01's report waits for its two images, sub-02's for one.
     senders = {name: {edge[0].name for edge in workflow._graph.in_edges(workflow.get_node(name))}
                for name in ("sources_sub_01", "sources_sub_02")}
@@ -58,12 +58,18 @@ def test_graph_per_image_and_per_subject(skeleton, tmp_path, tiny_bundle):
                        "sources_sub_02": {"sub_02_task_rest_run_1_bold_wf"}}
 
 
-def test_no_qc_node_without_autoencoder(skeleton, tmp_path, tiny_bundle):
-    root, images = skeleton
+@pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
+def test_a_bundle_without_qc_network_strips_without_scores(tmp_path, tiny_bundle):
+    import torch
+
+    torch.set_num_threads(1)
     plain = save_bundle(tmp_path / "plain", name="plain", unet=load_bundle(tiny_bundle).unet, voxel_size=4.0)
-    names = build(plain, root, images[:1], tmp_path).list_node_names()
-    assert "sub_01_T1w_wf.predict" in names
-    assert not [name for name in names if name.endswith("ae_qc")]
+    bids_dir = make_bids_dataset(tmp_path / "ds", subjects=("mrtrix",))
+    image = bids_dir / "sub-mrtrix" / "anat" / "sub-mrtrix_T1w.nii.gz"
+    run_workflow(build(plain, bids_dir, [image], tmp_path), work_dir=tmp_path / "work", plugin="Linear")
+    qc = json.loads((tmp_path / "out" / "sub-mrtrix" / "anat" / "sub-mrtrix_desc-brain_qc.json").read_text())
+    assert set(qc["provenance"]["timings_s"]) == {"conform", "predict", "postprocess", "figure"}
+    assert "ae_dice" not in qc and "qc_pass" not in qc
 
 
 def test_check_plugin():
@@ -81,7 +87,7 @@ def _result_times(work, workflow_name):
 
 @pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
 def test_run_then_rerun_reuses_the_work_dir(tmp_path, tiny_bundle):
-    """A second run re-executes only the writers; new weights re-execute prediction onwards only."""
+    """A second run re-executes only the writers; new weights re-execute the image's strip node."""
     import torch
 
     torch.set_num_threads(1)
@@ -99,7 +105,7 @@ def test_run_then_rerun_reuses_the_work_dir(tmp_path, tiny_bundle):
     qc = json.loads((out / "sub-mrtrix" / "anat" / "sub-mrtrix_desc-brain_qc.json").read_text())
     assert mask.is_file() and (out / "sub-mrtrix.html").is_file()
     assert {"ae_dice", "qc_pass", "brain_volume_ml"} <= set(qc)
-    assert set(qc["provenance"]["timings_s"]) == {"conform", "predict", "postprocess", "qc"}
+    assert set(qc["provenance"]["timings_s"]) == {"conform", "predict", "postprocess", "qc", "figure"}
     before = _result_times(work, "participant_wf")
     assert set(HEAVY_NODES) <= set(before)
 
@@ -120,8 +126,7 @@ def test_run_then_rerun_reuses_the_work_dir(tmp_path, tiny_bundle):
                         qc_ae=load_bundle(tiny_bundle).qc_ae)
     run(other)
     final = _result_times(work, "participant_wf")
-    assert final["conform"] == before["conform"]
-    assert final["predict"] != before["predict"] and final["postprocess"] != before["postprocess"]
+    assert final["strip"] != before["strip"]
     new_qc = json.loads((out / "sub-mrtrix" / "anat" / "sub-mrtrix_desc-brain_qc.json").read_text())
     assert new_qc["provenance"]["model_id"] == load_bundle(other).model_id != qc["provenance"]["model_id"]
     assert np.asarray(nib.load(mask).dataobj).dtype == np.uint8

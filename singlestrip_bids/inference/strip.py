@@ -1,60 +1,57 @@
-"""One image end to end, as three steps over files (each one a workflow node):
-
-``conform_file`` (native image → working grid) → ``predict_file`` (P(brain) on the working grid)
-→ ``postprocess_file`` (back to the native grid, mask and brain-extracted image with the input's header).
-``strip_file`` runs the three in a temporary folder.
+"""One image end to end, in memory: ``conform_step`` (native image → working grid) →
+``predict_step`` (P(brain) on the working grid) → ``postprocess_step`` (back to the native grid: mask
+and brain-extracted image with the input's header). :func:`strip_image` runs the three and keeps what
+QC and the report figure need; :func:`strip_file` also writes the mask and brain image.
 """
 
-import tempfile
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import nibabel as nib
 import numpy as np
 
 from singlestrip_bids.inference.postprocess import postprocess_probability
 from singlestrip_bids.io.atomic import atomic_write_nifti
-from singlestrip_bids.io.conform import conform, unconform
+from singlestrip_bids.io.conform import Conformed, conform, unconform
 from singlestrip_bids.io.nifti import load_image, nifti_like, voxel_sizes_mm
 from singlestrip_bids.model.bundle import MASK_THRESHOLD
 
 
-def _working_image(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
-    img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
-    img.header.set_xyzt_units("mm")
-    return img
+@dataclass
+class Stripped:
+    """One image stripped in memory."""
+
+    image: nib.spatialimages.SpatialImage  #: the raw image as loaded (3D or 4D)
+    conformed: Conformed  #: the image on the working grid
+    mask: np.ndarray  #: uint8 0/1 (X, Y, Z), the raw image's grid
+    brain: np.ndarray  #: the raw image times the mask, its shape and data type
+    stats: dict  #: step ("conform", "predict", "postprocess") → its statistics, each with ``seconds``
+
+    def mask_image(self):
+        return nifti_like(self.image, self.mask, np.uint8)
+
+    def brain_image(self):
+        return nifti_like(self.image, self.brain, self.image.get_data_dtype())
 
 
-def conform_file(in_file, out_file, *, voxel_size, multiple) -> dict:
-    """Resample ``in_file`` (3D, or 4D → mean over time) to the working grid; write it as NIfTI.
-
-    ``voxel_size`` in mm, sizes padded to a multiple of ``multiple``. Returns
-    ``{"nonfinite_voxels": NaN/Inf values in the input (set to 0), "seconds": wall time}``.
-    """
+def conform_step(img, *, voxel_size, multiple) -> tuple[Conformed, dict]:
+    """Resample ``img`` (3D, or 4D → mean over time) to the working grid (``voxel_size`` mm, sizes a
+    multiple of ``multiple``). Returns the conformed image and ``{"nonfinite_voxels": NaN/Inf values
+    in the input (set to 0), "seconds"}``."""
     start = time.perf_counter()
-    img = load_image(in_file)
     nonfinite = 0
     if np.issubdtype(img.get_data_dtype(), np.floating):
         nonfinite = int(np.count_nonzero(~np.isfinite(np.asanyarray(img.dataobj))))
     conformed = conform(img, voxel_size=voxel_size, multiple=multiple)
-    atomic_write_nifti(_working_image(conformed.data, conformed.affine), out_file)
-    return {"nonfinite_voxels": nonfinite, "seconds": time.perf_counter() - start}
+    return conformed, {"nonfinite_voxels": nonfinite, "seconds": time.perf_counter() - start}
 
 
-def predict_file(conformed_file, out_file, *, bundle_path, device="auto", precision="auto") -> dict:
-    """Write P(brain) (float32 in [0, 1]) on the working grid of ``conformed_file``.
-
-    The model is loaded once per process; ``precision`` as in ``inference.predict.Predictor``.
-    Returns ``{"device", "precision", "model_id", "seconds"}``.
-    """
-    from singlestrip_bids.inference.predict import get_predictor
-
+def predict_step(conformed: Conformed, predictor) -> tuple[np.ndarray, dict]:
+    """P(brain) (float32 in [0, 1], the working grid) from ``predictor`` (``inference.predict``).
+    Returns it and ``{"device", "precision", "model_id", "seconds"}``."""
     start = time.perf_counter()
-    predictor = get_predictor(bundle_path, device, precision)
-    conformed = nib.load(conformed_file)
-    prob = predictor.predict_probability(conformed.get_fdata(dtype=np.float32))
-    atomic_write_nifti(_working_image(prob, conformed.affine), out_file)
-    return {
+    prob = predictor.predict_probability(conformed.data)
+    return prob, {
         "device": str(predictor.device),
         "precision": "fp32" if predictor.autocast is None else "bf16",
         "model_id": predictor.bundle.model_id,
@@ -62,53 +59,57 @@ def predict_file(conformed_file, out_file, *, bundle_path, device="auto", precis
     }
 
 
-def postprocess_file(in_file, prob_file, mask_file, brain_file, *, border_mm=0.0,
-                     threshold=MASK_THRESHOLD) -> dict:
-    """Bring P(brain) back to ``in_file``'s grid, make the mask, write mask and brain image.
+def postprocess_step(img, prob, prob_affine, *, border_mm=0.0, threshold=MASK_THRESHOLD) -> tuple:
+    """Bring P(brain) (working grid, ``prob_affine``) back to ``img``'s grid and make the mask.
 
-    The mask (P(brain) ≥ ``threshold``, the bundle's) is uint8 0/1, 3D, with the input's geometry;
-    the brain image is the input times the mask (every volume of a 4D input; zero outside the mask,
-    NaN/±Inf set to 0) in the input's data type.
-    Returns ``{"brain_volume_ml", "n_components_removed", "seconds"}``.
+    The mask (P(brain) ≥ ``threshold``, the bundle's; largest component, holes filled, grown or shrunk
+    by ``border_mm``) is uint8 0/1 on ``img``'s grid; the brain image is the input times the mask
+    (every volume of a 4D input; zero outside the mask, NaN/±Inf set to 0) in the input's data type.
+    Returns ``(mask, brain, {"brain_volume_ml", "n_components_removed", "seconds"})``.
     """
     start = time.perf_counter()
-    img = load_image(in_file)
-    prob_img = nib.load(prob_file)
-    native_shape = tuple(img.shape[:3])
-    prob = unconform(prob_img.get_fdata(dtype=np.float32), prob_img.affine, native_shape, img.affine,
-                     floor=threshold)
-    sizes = voxel_sizes_mm(img.affine)
-    mask, removed = postprocess_probability(prob, sizes, threshold=threshold, border_mm=border_mm)
-    atomic_write_nifti(nifti_like(img, mask, np.uint8), mask_file)
+    prob = unconform(prob, prob_affine, tuple(img.shape[:3]), img.affine, floor=threshold)
+    mask, removed = postprocess_probability(prob, voxel_sizes_mm(img.affine), threshold=threshold,
+                                            border_mm=border_mm)
+    mask = mask.astype(np.uint8)
     data = np.asanyarray(img.dataobj)
     if np.issubdtype(data.dtype, np.floating):
         data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
     inside = mask.astype(bool) if data.ndim == 3 else mask.astype(bool)[..., None]
     brain = np.where(inside, data, np.zeros((), data.dtype))  # NaN outside the mask becomes 0 too
-    atomic_write_nifti(nifti_like(img, brain, img.get_data_dtype()), brain_file)
-    return {
+    return mask, brain, {
         "brain_volume_ml": float(mask.sum() * abs(np.linalg.det(img.affine[:3, :3])) / 1000.0),
         "n_components_removed": removed,
         "seconds": time.perf_counter() - start,
     }
 
 
-def strip_file(in_file, mask_file, brain_file, *, bundle_path, device="auto", border_mm=0.0,
-               precision="auto") -> dict:
-    """Run the three steps on one image (intermediate files in a temporary folder).
-
-    Returns the merged statistics of the steps, with ``seconds`` their total.
-    """
+def strip_image(in_file, *, bundle_path, device="auto", border_mm=0.0, precision="auto") -> Stripped:
+    """Load ``in_file`` (NIfTI/MGZ, 3D or 4D) and run the three steps with the bundle's predictor
+    (built once per process: ``inference.predict.get_predictor``)."""
     from singlestrip_bids.inference.predict import get_predictor
 
-    bundle = get_predictor(bundle_path, device).bundle
-    with tempfile.TemporaryDirectory(prefix="singlestrip_") as tmp:
-        conformed, prob = Path(tmp) / "conformed.nii", Path(tmp) / "prob.nii"
-        steps = [
-            conform_file(in_file, conformed, voxel_size=bundle.voxel_size, multiple=bundle.size_multiple),
-            predict_file(conformed, prob, bundle_path=bundle_path, device=device, precision=precision),
-            postprocess_file(in_file, prob, mask_file, brain_file, border_mm=border_mm,
-                             threshold=bundle.mask_threshold),
-        ]
+    predictor = get_predictor(bundle_path, device, precision)
+    bundle = predictor.bundle
+    img = load_image(in_file)
+    conformed, conform_stats = conform_step(img, voxel_size=bundle.voxel_size, multiple=bundle.size_multiple)
+    prob, predict_stats = predict_step(conformed, predictor)
+    mask, brain, post_stats = postprocess_step(img, prob, conformed.affine, border_mm=border_mm,
+                                               threshold=bundle.mask_threshold)
+    return Stripped(img, conformed, mask, brain,
+                    {"conform": conform_stats, "predict": predict_stats, "postprocess": post_stats})
+
+
+def strip_file(in_file, mask_file, brain_file, *, bundle_path, device="auto", border_mm=0.0,
+               precision="auto") -> dict:
+    """:func:`strip_image`, then write the mask and the brain image (each atomically).
+
+    Returns the steps' statistics merged into one dict, with ``seconds`` their total.
+    """
+    stripped = strip_image(in_file, bundle_path=bundle_path, device=device, border_mm=border_mm,
+                           precision=precision)
+    atomic_write_nifti(stripped.mask_image(), mask_file)
+    atomic_write_nifti(stripped.brain_image(), brain_file)
+    steps = stripped.stats.values()
     return {**{key: value for step in steps for key, value in step.items()},
             "seconds": sum(step["seconds"] for step in steps)}

@@ -1,8 +1,9 @@
 """The participant-level Nipype workflow: strip every selected image, then report per subject.
 
-Per image (one sub-workflow each, named after the image):
-conform → predict → postprocess → [AE quality control] → figure → write derivatives;
-per subject: one HTML report over the subject's images.
+Per image (one sub-workflow each, named after the image): ``strip`` (conform → predict →
+postprocess → [QC] → figure, in memory, in one node) → ``write_derivatives``; per subject: one HTML
+report over the subject's images. One heavy node per image: a split would buy only reruns of the
+conform step (0.6 s) and cost a file round trip and a hand-over between workers at every step.
 """
 
 import re
@@ -11,9 +12,8 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from singlestrip_bids.interfaces.outputs import MaskFigure, SubjectReport, WriteDerivatives
-from singlestrip_bids.interfaces.qc import ScoreMask
-from singlestrip_bids.interfaces.strip import ConformImage, PostprocessMask, PredictProbability
+from singlestrip_bids.interfaces.outputs import SubjectReport, WriteDerivatives
+from singlestrip_bids.interfaces.strip import StripImage
 
 
 def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, border_mm, omp_nthreads,
@@ -29,8 +29,7 @@ def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, bo
     bids_dir : path
         The input BIDS dataset (read only).
     bundle_path : path
-        Model bundle folder; its QC autoencoder or Dice estimator, when present, adds the ``ae_qc``
-        node per image.
+        Model bundle folder; its QC autoencoder or Dice estimator, when present, scores every mask.
     device : {"auto", "cpu", "cuda"}
         Torch device of the prediction.
     border_mm : float
@@ -136,43 +135,21 @@ def init_image_wf(*, bundle, bundle_path, device, border_mm, omp_nthreads, bids_
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["source_file", "bids_meta"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["source_file", "mask_file", "qc_file"]), name="outputnode")
-    conform = pe.Node(ConformImage(voxel_size=bundle.voxel_size, multiple=bundle.size_multiple), name="conform",
-                      mem_gb=1.0)
-    predict = pe.Node(PredictProbability(bundle_path=str(bundle_path), model_id=bundle.model_id, device=device,
-                                         precision=precision, num_threads=omp_nthreads),
-                      name="predict", n_procs=omp_nthreads, mem_gb=2.0)
-    postprocess = pe.Node(PostprocessMask(border_mm=border_mm, threshold=bundle.mask_threshold), name="postprocess",
-                          mem_gb=1.0)
-    figure = pe.Node(MaskFigure(), name="figure", mem_gb=0.5)
+    strip = pe.Node(StripImage(bundle_path=str(bundle_path), model_id=bundle.model_id, device=device,
+                               precision=precision, num_threads=omp_nthreads, border_mm=border_mm),
+                    name="strip", n_procs=omp_nthreads, mem_gb=2.0)
     settings = {"border_mm": border_mm, "device_requested": device, "precision_requested": precision,
                 "working_voxel_size_mm": bundle.voxel_size}
     # Always rerun (cheap copies): derivatives deleted from output_dir are rewritten from the work dir.
     write = pe.Node(WriteDerivatives(bids_dir=str(bids_dir), output_dir=str(output_dir), settings=settings),
                     name="write_derivatives", run_without_submitting=True, overwrite=True)
-
     connections = [
-        (inputnode, conform, [("source_file", "in_file")]),
-        (conform, predict, [("out_file", "conformed_file")]),
-        (inputnode, postprocess, [("source_file", "in_file")]),
-        (predict, postprocess, [("out_file", "prob_file")]),
-        (inputnode, figure, [("source_file", "in_file")]),
-        (postprocess, figure, [("mask_file", "mask_file")]),
+        (inputnode, strip, [("source_file", "in_file")]),
         (inputnode, write, [("source_file", "source_file"), ("bids_meta", "bids_meta")]),
-        (conform, write, [("stats", "conform_stats")]),
-        (predict, write, [("stats", "predict_stats")]),
-        (postprocess, write, [("mask_file", "mask_file"), ("brain_file", "brain_file"),
-                              ("stats", "postprocess_stats")]),
-        (figure, write, [("out_file", "figure_file")]),
+        (strip, write, [("mask_file", "mask_file"), ("brain_file", "brain_file"), ("figure_file", "figure_file"),
+                        ("stats", "steps")]),
         (write, outputnode, [("source_file", "source_file"), ("mask_file", "mask_file"), ("qc_file", "qc_file")]),
     ]
-    if bundle.qc_ae is not None or bundle.dice_estimator is not None:
-        ae_qc = pe.Node(ScoreMask(bundle_path=str(bundle_path), model_id=bundle.model_id), name="ae_qc", mem_gb=1.0)
-        connections += [
-            (postprocess, ae_qc, [("mask_file", "mask_file")]),
-            (ae_qc, write, [("stats", "qc_stats")]),
-        ]
-        if bundle.dice_estimator is not None:
-            connections.append((conform, ae_qc, [("out_file", "conformed_file")]))
     workflow.connect(connections)
     return workflow
 
