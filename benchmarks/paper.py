@@ -167,8 +167,9 @@ def run_fold(fold, dataset: str, args, out: Path, scorer) -> tuple:
     for model, (ranking, from_scratch) in variants.items():
         if model not in args.models:
             continue
-        selected = [label for label in rank_pseudo_labels(labels, ranking, args.top_k, seed=args.seed)
-                    if label.selected]
+        ranked = rank_pseudo_labels(labels, ranking, args.top_k, seed=args.seed,
+                                    labeled_volume_ml=run.labeled_volume_ml)
+        selected = [label for label in ranked if label.selected]
         progress(f"  {model}: {'retraining' if from_scratch else 'fine-tuning'} on the labeled image + "
                  f"{', '.join(label.bids_name for label in selected)}")
         bundles[model], _ = self_training_round(run, one_shot.bundle, one_shot, selected, 1, qc,

@@ -37,6 +37,17 @@ def test_empty_masks_are_ranked_last_and_never_selected():
         assert all(label.selected for label in ranked[:2])
 
 
+def test_masks_far_from_the_labeled_brains_volume_are_never_selected():
+    """The fetal case: SL-1's masks of 2-4x the labeled 158 mL brain scored high by AE-QC."""
+    labels = [_label("run-2", 0.79), _label("run-3", 0.89), _label("run-4", 0.85), _label("run-5", 0.60)]
+    for label, volume in zip(labels, (418.0, 325.0, 150.0, 80.0)):
+        label.brain_volume_ml = volume
+    ranked = rank_pseudo_labels(labels, "ae", top_k=10, labeled_volume_ml=158.0)
+    assert [(label.bids_name, label.selected) for label in ranked] == [
+        ("run-4", True), ("run-5", True), ("run-3", False), ("run-2", False)]  # 0.95x and 0.51x are kept
+    assert all(label.selected for label in rank_pseudo_labels(labels, "ae", top_k=10))  # no labeled volume: all
+
+
 def test_tta_ranking_uses_the_tta_score():
     labels = [_label("a", 0.99, 0.5), _label("b", 0.5, 0.9)]
     assert [label.bids_name for label in rank_pseudo_labels(labels, "tta", top_k=1)] == ["b", "a"]

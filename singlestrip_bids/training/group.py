@@ -83,6 +83,7 @@ class GroupRun:
     ae_augmentation: dict
     sizing: dict | None
     device: object
+    labeled_volume_ml: float | None = None  #: the labeled brain (native grid): pseudo-labels far from it are not used
     losses: dict = field(default_factory=dict)
 
     @property
@@ -115,6 +116,8 @@ def start_group_run(labeled_image, labeled_mask, images, output_dir, work_dir,
                     settings: GroupSettings = GroupSettings()) -> GroupRun:
     """The run object: sizes derived from the labeled mask (unless ``settings.derive_sizes`` is off),
     the device resolved, and ``images`` less the labeled one as the unlabeled set."""
+    import numpy as np
+
     from singlestrip_bids.io.nifti import load_image
     from singlestrip_bids.model.device import resolve_device
     from singlestrip_bids.training.sizing import apply_sizing, derive_sizing
@@ -130,9 +133,11 @@ def start_group_run(labeled_image, labeled_mask, images, output_dir, work_dir,
                  derived.brain_extent_mm, derived.voxel_size, "/".join(map(str, derived.patch_sizes)),
                  derived.head_margin_mm)
     unlabeled = [Path(path) for path in images if Path(path).resolve() != Path(labeled_image).resolve()]
+    mask_img = load_image(labeled_mask)
+    volume_ml = float((np.asanyarray(mask_img.dataobj) > 0).sum() * abs(np.linalg.det(mask_img.affine[:3, :3])) / 1000)
     return GroupRun(Path(labeled_image), Path(labeled_mask), unlabeled, Path(output_dir).absolute(),
                     Path(work_dir).absolute() / "singlestrip_group", settings, config, architecture, augmentation,
-                    sizing, resolve_device(settings.device))
+                    sizing, resolve_device(settings.device), volume_ml)
 
 
 def train_one_shot(run: GroupRun, qc: QCNetworks, *, folder: Path | None = None) -> OneShot:
@@ -159,7 +164,7 @@ def score_and_rank(run: GroupRun, bundle, round_number: int, top_k: int, *, tta:
     labels = predict_pseudo_labels(run.unlabeled, bundle, run.work_dir / f"round-{round_number}",
                                    device=run.device, tta=settings.ranking == "tta" if tta is None else tta,
                                    seed=run.seed)
-    return rank_pseudo_labels(labels, settings.ranking, top_k, seed=run.seed)
+    return rank_pseudo_labels(labels, settings.ranking, top_k, seed=run.seed, labeled_volume_ml=run.labeled_volume_ml)
 
 
 def self_training_round(run: GroupRun, bundle, one_shot: OneShot, selected, round_number: int, qc: QCNetworks, *,

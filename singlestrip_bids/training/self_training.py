@@ -15,6 +15,10 @@ import numpy as np
 LOG = logging.getLogger(__name__)
 RANKINGS = ("ae", "tta", "estimator", "none")
 _SCORE_OF = {"ae": "ae_dice", "tta": "tta_dice", "estimator": "dice_estimate"}
+#: a pseudo-label whose brain volume is more than this factor above or below the labeled brain's is
+#: never selected: it is a wrong mask, not another brain (fetal stacks: SL-1's masks of 2-4x the
+#: labeled brain passed AE-QC at 0.89 and self-training on them lost Dice; docs/benchmarks.md)
+VOLUME_RATIO = 2.0
 
 
 @dataclass
@@ -43,12 +47,9 @@ def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=Fal
     when it has one, gives ``dice_estimate``. Returns one :class:`PseudoLabel` per image, in the
     order of ``images``.
     """
-    import nibabel as nib
-
     from singlestrip_bids.inference.predict import get_predictor
-    from singlestrip_bids.inference.strip import strip_file
-    from singlestrip_bids.io.conform import conform
-    from singlestrip_bids.io.nifti import load_image
+    from singlestrip_bids.inference.strip import strip_image
+    from singlestrip_bids.io.atomic import atomic_write_nifti
     from singlestrip_bids.qc.score import score_mask
     from singlestrip_bids.qc.tta import tta_agreement
 
@@ -60,13 +61,12 @@ def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=Fal
     for image in images:
         name = bids_name(image)
         mask_file = folder / f"{name}_desc-brain_mask.nii.gz"
-        stats = strip_file(image, mask_file, folder / f"{name}_desc-brain.nii.gz", bundle_path=bundle_path,
-                           device=device)
-        conformed = None
-        if tta or bundle.dice_estimator is not None:
-            conformed = conform(load_image(image), voxel_size=bundle.voxel_size, multiple=bundle.size_multiple).data
-        scores = score_mask(nib.load(mask_file), bundle, conformed)
-        label = PseudoLabel(Path(image), mask_file, name, round(stats["brain_volume_ml"], 2), scores.get("ae_dice"),
+        stripped = strip_image(image, bundle_path=bundle_path, device=device)
+        mask_img, conformed = stripped.mask_image(), stripped.conformed.data
+        atomic_write_nifti(mask_img, mask_file)
+        scores = score_mask(mask_img, bundle, conformed)
+        volume = stripped.stats["postprocess"]["brain_volume_ml"]
+        label = PseudoLabel(Path(image), mask_file, name, round(volume, 2), scores.get("ae_dice"),
                             dice_estimate=scores.get("dice_estimate"))
         if tta:
             label.tta_dice = round(tta_agreement(predictor, conformed, seed=seed)["tta_dice"], 4)
@@ -77,14 +77,25 @@ def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=Fal
     return labels
 
 
-def rank_pseudo_labels(labels, ranking, top_k: int, seed: int = 0) -> list[PseudoLabel]:
+def plausible_volume(label: PseudoLabel, labeled_volume_ml: float | None) -> bool:
+    """A non-empty mask within :data:`VOLUME_RATIO` of the labeled brain's volume (mL; None: any size)."""
+    volume = label.brain_volume_ml
+    if volume <= 0:
+        return False
+    return labeled_volume_ml is None or 1 / VOLUME_RATIO <= volume / labeled_volume_ml <= VOLUME_RATIO
+
+
+def rank_pseudo_labels(labels, ranking, top_k: int, seed: int = 0,
+                       labeled_volume_ml: float | None = None) -> list[PseudoLabel]:
     """Order ``labels`` best first by ``ranking`` and mark the first ``top_k`` as selected.
 
     ``ranking``: ``"ae"``/``"tta"``/``"estimator"`` (by decreasing AE-QC, TTA agreement or estimated
     Dice), ``"none"`` (a random order drawn from
     ``seed``) or a callable ``label -> score`` (e.g. the true Dice, for the upper bound); ties by
-    name. Empty masks teach nothing: they are ranked last and never selected. ``top_k`` larger
-    than the number of usable masks keeps them all. Returns the ranked list.
+    name. Empty masks teach nothing, and masks whose volume is far from ``labeled_volume_ml`` (the
+    labeled brain's, mL: :func:`plausible_volume`) teach the wrong thing: they are ranked last and
+    never selected. ``top_k`` larger than the number of usable masks keeps them all. Returns the
+    ranked list.
     """
     if not callable(ranking) and ranking not in RANKINGS:
         raise ValueError(f"unknown ranking {ranking!r} (use {', '.join(RANKINGS)})")
@@ -94,10 +105,13 @@ def rank_pseudo_labels(labels, ranking, top_k: int, seed: int = 0) -> list[Pseud
     else:
         score = ranking if callable(ranking) else (lambda label: getattr(label, _SCORE_OF[ranking]))
         ranked = sorted(by_name, key=lambda label: -score(label))
-    ranked = [label for label in ranked if label.brain_volume_ml > 0] + [
-        label for label in ranked if label.brain_volume_ml <= 0]
+    usable = [label for label in ranked if plausible_volume(label, labeled_volume_ml)]
+    ranked = usable + [label for label in ranked if label not in usable]
     for position, label in enumerate(ranked):
-        label.selected = position < top_k and label.brain_volume_ml > 0
+        label.selected = position < top_k and label in usable
+        if label not in usable and label.brain_volume_ml > 0:
+            LOG.info("%s: %.0f mL, more than %gx from the labeled brain's %.0f mL: not used", label.bids_name,
+                     label.brain_volume_ml, VOLUME_RATIO, labeled_volume_ml)
     return ranked
 
 
