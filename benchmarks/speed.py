@@ -122,8 +122,17 @@ def cli_runs(root: Path, images, args) -> dict:
             raise SystemExit(f"error: the CLI failed: {measured.stderr.strip().splitlines()[-1:]}")
         runs[f"--nprocs {nprocs}"] = {"wall_s": round(measured.wall_s, 2),
                                       "peak_rss_mb": round(measured.peak_tree_rss_mb, 1),
-                                      "per_volume_s": round(measured.wall_s / len(images), 3)}
+                                      "per_volume_s": round(measured.wall_s / len(images), 3),
+                                      "steps_s": step_breakdown(out)}
     return runs
+
+
+def step_breakdown(derivatives: Path) -> dict:
+    """Mean seconds per head of each step of the strip node, from the QC JSONs' ``timings_s``."""
+    timings = [json.loads(path.read_text())["provenance"]["timings_s"]
+               for path in sorted(derivatives.rglob("*_desc-brain_qc.json"))]
+    steps = list(dict.fromkeys(step for timing in timings for step in timing))
+    return {step: round(float(np.mean([timing.get(step, 0.0) for timing in timings])), 3) for step in steps}
 
 
 def _time_one_head(method, image: Path, args) -> dict:
@@ -206,6 +215,11 @@ def report(result) -> str:
             rows, ["run", "wall_s", "per_volume_median_s", "per_volume_s", "peak_rss_mb", "overhead"],
             {"wall_s": "wall s", "per_volume_median_s": "s/volume (median call)",
              "per_volume_s": "s/volume (wall/n)", "peak_rss_mb": "peak MB", "overhead": "vs pure"})]
+    for name, values in cli.items():
+        if values.get("steps_s"):
+            parts += [f"CLI {name}: seconds per head in the strip node (mean)", format_table(
+                [{"step": step, "seconds": seconds} for step, seconds in values["steps_s"].items()],
+                ["step", "seconds"])]
     ours = methods.get("singlestrip", {})
     rows = []
     for method, values in methods.items():

@@ -328,3 +328,14 @@ def test_warm_start_py_cuts_one_run_into_a_curve_per_init(tmp_path):
     assert lines[header].split()[1:] == ["step", "0", "step", "1", "step", "2"]
     assert [line.split()[0] for line in lines[header + 1:header + 3]] == ["scratch", "default"]
     assert lines[header + 1].split()[1] == "-"  # no step 0 from random weights
+
+
+def test_speed_breakdown_averages_the_steps_of_the_qc_files(tmp_path):
+    import speed
+
+    for name, timings in (("sub-01", {"conform": 1.0, "predict": 2.0, "qc": 0.5}),
+                          ("sub-02", {"conform": 3.0, "predict": 4.0})):
+        path = tmp_path / name / "anat" / f"{name}_desc-brain_qc.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"provenance": {"timings_s": timings}}))
+    assert speed.step_breakdown(tmp_path) == {"conform": 2.0, "predict": 3.0, "qc": 0.25}

@@ -73,8 +73,10 @@ def test_every_round_saves_a_bundle_with_the_qc_autoencoder(run):
         assert bundles[f"round-{round_number}"].config["training"]["pseudo_labels"] == chosen
 
 
-def test_group_table_has_one_row_per_image_and_round(run):
+def test_group_table_has_one_row_per_image_and_round(bids, run):
     out, _ = run
+    mask_img = nib.load(find_labeled_mask(bids, "01")[1])
+    labeled_ml = (np.asanyarray(mask_img.dataobj) > 0).sum() * abs(np.linalg.det(mask_img.affine[:3, :3])) / 1000
     rows, columns = _table(out / "group_T1w.tsv")
     assert columns == ["bids_name", "round", "ae_dice", "dice_estimate", "brain_volume_ml", "selected"]
     assert all(0.0 <= float(row["dice_estimate"]) <= 1.0 for row in rows)
@@ -83,7 +85,7 @@ def test_group_table_has_one_row_per_image_and_round(run):
     assert all(0.0 <= float(row["ae_dice"]) <= 1.0 and float(row["brain_volume_ml"]) >= 0 for row in rows)
     for round_number in ("1", "2"):
         ranked = [row for row in rows if row["round"] == round_number]  # best first
-        usable = [row for row in ranked if float(row["brain_volume_ml"]) > 0]
+        usable = [row for row in ranked if 0.5 <= float(row["brain_volume_ml"]) / labeled_ml <= 2.0]
         assert [row["selected"] for row in ranked] == ["1"] * min(1, len(usable)) + ["0"] * (2 - min(1, len(usable)))
         assert [float(row["ae_dice"]) for row in usable] == sorted((float(row["ae_dice"]) for row in usable),
                                                                    reverse=True)

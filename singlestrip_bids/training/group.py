@@ -182,9 +182,9 @@ def self_training_round(run: GroupRun, bundle, one_shot: OneShot, selected, roun
     settings, key = run.settings, f"round-{round_number}"
     from_scratch = settings.from_scratch if from_scratch is None else from_scratch
     config = run.config if from_scratch else run.ssl_config
-    LOG.info("round %d: %s on the labeled example + %d pseudo-labels: %s", round_number,
+    LOG.info("round %d: %s on the labeled example + %d pseudo-labels%s", round_number,
              "retraining" if from_scratch else "fine-tuning", len(selected),
-             ", ".join(label.bids_name for label in selected))
+             ": " + ", ".join(label.bids_name for label in selected) if selected else " (none usable)")
     unet, losses, sources, gmm = fine_tune(bundle, one_shot.source, selected, config, from_scratch=from_scratch,
                                            device=run.device, checkpoint=run.work_dir / f"{key}.ckpt",
                                            resume=settings.resume, seed=run.seed + round_number)
