@@ -2,13 +2,16 @@
 held-out Dice after every N steps (the learning curves of ``--init``).
 
     python benchmarks/warm_start.py [--inits scratch default synthetic] [--steps 100 200 300 400 500]
-                                    [--fold F ...] [--data DIR] [--out DIR] [--device auto|cpu|cuda] [--seed S]
+                                    [--final-learning-rate LR] [--fold F ...] [--data DIR] [--out DIR]
+                                    [--device auto|cpu|cuda] [--seed S]
 
 Each (fold, init) runs the group level's own SL-1 stage (``training.group.train_one_shot``) on the
 fold's labeled mouse, with the sizes it derives; the run is cut at every ``--steps`` value, its
 bundle saved and the fold's held-out animals stripped with it (``paper.evaluate``). The cut is
 exact: each segment resumes the previous one's checkpoint (weights, optimiser, both random streams),
 so the curve is that of one uninterrupted run. Step 0 is the starting model alone (none for scratch).
+``--final-learning-rate`` decays the rate along a half cosine to it (``training.loop.Trainer``); the
+decay spans one run's length, so it takes a single ``--steps`` value.
 Prints the mean held-out Dice per init and step; writes ``warm_start.json`` and, when matplotlib is
 installed, ``warm_start.png`` under ``--out``.
 """
@@ -42,7 +45,8 @@ def curve(fold, init: str, steps: list, out: Path, scorer, args) -> list:
         rows += [{"init": init, "step": 0, **row}
                  for row in evaluate(resolve_bundle_path(init, None), fold.test, links, out / init / "step-0",
                                      scorer, args.device)]
-    settings = GroupSettings(training=TrainingConfig(seed=args.seed), init=init, resume=True, device=args.device)
+    training = TrainingConfig(seed=args.seed, final_learning_rate=args.final_learning_rate)
+    settings = GroupSettings(training=training, init=init, resume=True, device=args.device)
     run = start_group_run(fold.labeled.image, fold.labeled.reference, [], out / init, out / init / "work", settings)
     (run.work_dir / "round-0.ckpt").unlink(missing_ok=True)  # a fresh run, then resumed segment by segment
     sized = run.config
@@ -100,6 +104,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inits", nargs="+", default=["scratch", "default", "synthetic"])
     parser.add_argument("--steps", type=int, nargs="+", default=[100, 200, 300, 400, 500])
+    parser.add_argument("--final-learning-rate", type=float, default=None,
+                        help="decay SL-1's rate to this at the last step (one --steps value)")
     parser.add_argument("--fold", type=int, nargs="+", default=[2], help="mouse folds, 1-based (default 2)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/warm-start-<UTC time>")
@@ -108,6 +114,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if sorted(set(args.steps)) != args.steps or args.steps[0] < 1:
         parser.error("--steps: increasing positive step counts")
+    if args.final_learning_rate is not None and len(args.steps) != 1:
+        parser.error("--final-learning-rate: the decay spans one run, give one --steps value")
     args.out = (args.out or HERE / "results" / time.strftime("warm-start-%Y%m%dT%H%M%SZ", time.gmtime())).resolve()
     return args
 
