@@ -42,10 +42,9 @@ HERE = Path(__file__).resolve().parent
 
 def group_settings(args):
     """The group level's settings for a fold: the package defaults, the benchmark's options aside."""
-    from singlestrip_bids.training.group import SSL_LEARNING_RATE, SSL_STEPS, GroupSettings, one_shot_steps
-    from singlestrip_bids.training.sl1 import TrainingConfig
+    from singlestrip_bids.training.group import SSL_LEARNING_RATE, SSL_STEPS, GroupSettings, one_shot_config
 
-    training = TrainingConfig(seed=args.seed, steps=args.steps or one_shot_steps(args.init))
+    training = one_shot_config(args.init, seed=args.seed, steps=args.steps)
     return GroupSettings(training=training, ae_steps=args.ae_steps, top_k=args.top_k, device=args.device,
                          init=str(args.init), ssl_steps=args.ssl_steps or SSL_STEPS,
                          ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE)

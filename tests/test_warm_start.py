@@ -27,6 +27,17 @@ def test_default_init_is_the_shipped_models_weights_and_scratch_is_not():
     assert not torch.equal(scratch.state_dict()["head.weight"], shipped["head.weight"])
 
 
+def test_warm_starts_are_short_and_decay_their_rate_and_scratch_is_the_shipped_recipe():
+    from singlestrip_bids.training.group import one_shot_config
+
+    for init in ("default", "synthetic", "some/bundle"):
+        warm = one_shot_config(init, seed=3)
+        assert (warm.steps, warm.learning_rate, warm.final_learning_rate, warm.seed) == (500, 1e-3, 1e-5, 3)
+    scratch = one_shot_config("scratch")
+    assert (scratch.steps, scratch.final_learning_rate) == (3000, None)
+    assert one_shot_config("default", steps=40).steps == 40
+
+
 def test_init_from_a_bundle_with_another_unet_is_one_line():
     from singlestrip_bids.model.bundle import default_bundle_path
 
@@ -67,6 +78,8 @@ def test_group_level_on_three_mice_sizes_itself_and_warm_starts(tmp_path, capsys
     assert final.voxel_size == 2.8 and final.config["training"]["steps"] == 2
     assert final.dice_estimator is not None and final.config["training"]["ranking"] == "estimator"
     assert final.config["training"]["learning_rate"] == 5e-5 and sl1.config["training"]["learning_rate"] == 1e-3
+    assert sl1.config["training"]["final_learning_rate"] == 1e-5  # a warm start decays its rate
+    assert final.config["training"]["final_learning_rate"] is None  # self-training keeps a constant rate
     rows = (out / "group_T2starw.tsv").read_text().splitlines()
     assert [row.split("\t")[0] for row in rows[1:]] and all("sub-01" not in row for row in rows[1:])
     assert len(rows) == 3  # header + sub-02, sub-03

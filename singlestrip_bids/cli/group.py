@@ -28,10 +28,9 @@ def run_group(settings) -> int:
         SSL_LEARNING_RATE,
         SSL_STEPS,
         GroupSettings,
-        one_shot_steps,
+        one_shot_config,
         run_group_level,
     )
-    from singlestrip_bids.training.sl1 import TrainingConfig
 
     if not settings.labeled_subject:
         raise UserError("the group level needs --labeled-subject (the subject whose brain mask is known)")
@@ -47,9 +46,9 @@ def run_group(settings) -> int:
     else:
         labeled_image, labeled_mask = find_labeled_mask(settings.bids_dir, settings.labeled_subject, suffix, filters)
     check_labeled_mask(load_image(labeled_image), load_image(labeled_mask))
-    training = TrainingConfig(seed=settings.random_seed)
-    overrides = {"steps": settings.train_steps or one_shot_steps(settings.init), "batch_size": settings.batch_size}
-    training = replace(training, **{key: value for key, value in overrides.items() if value is not None})
+    training = one_shot_config(settings.init, seed=settings.random_seed, steps=settings.train_steps)
+    if settings.batch_size is not None:
+        training = replace(training, batch_size=settings.batch_size)
     voxel_size = None if settings.working_voxel_size == "auto" else settings.working_voxel_size
     group_settings = GroupSettings(
         training=training, qc_ae=settings.qc_ae, top_k=settings.top_k, rounds=settings.ssl_rounds,
