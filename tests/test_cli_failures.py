@@ -118,10 +118,10 @@ def _group_members(pgid):
     return [int(pid) for pid, group, state in rows if int(group) == pgid and int(pid) != pgid and "Z" not in state]
 
 
-def _wait_for_a_prediction(work, process, timeout=300):
+def _wait_for_a_stripped_image(work, process, timeout=300):
     deadline = time.time() + timeout
-    while not list(work.rglob("predict/result_*.pklz")):
-        assert process.poll() is None and time.time() < deadline, "the run ended before any prediction"
+    while not list(work.rglob("strip/result_*.pklz")):
+        assert process.poll() is None and time.time() < deadline, "the run ended before any image was stripped"
         time.sleep(0.2)
     assert _group_members(process.pid), "no worker processes to stop"
 
@@ -140,7 +140,7 @@ def test_ctrl_c_stops_the_run_at_once_with_exit_130(tmp_path):
     before = tree_digest(MICE / "sub-01")
     out, work = tmp_path / "out", tmp_path / "w"
     process = _start_run(out, work, [f"{n:02d}" for n in range(1, 16)])  # long enough to be interrupted
-    _wait_for_a_prediction(work, process)
+    _wait_for_a_stripped_image(work, process)
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     started = time.time()
     stdout, stderr = process.communicate(timeout=60)
@@ -156,7 +156,7 @@ def test_ctrl_c_stops_the_run_at_once_with_exit_130(tmp_path):
 def test_sigkill_of_the_run_ends_its_workers(tmp_path):
     out, work = tmp_path / "out", tmp_path / "w"
     process = _start_run(out, work, ["01", "02", "03", "04"])
-    _wait_for_a_prediction(work, process)
+    _wait_for_a_stripped_image(work, process)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
     assert _wait_until_gone(process.pid) == [], "workers outlived a killed run"
