@@ -13,7 +13,7 @@ import numpy as np
 from singlestrip_bids.inference.postprocess import postprocess_probability
 from singlestrip_bids.io.atomic import atomic_write_nifti
 from singlestrip_bids.io.conform import Conformed, conform, unconform
-from singlestrip_bids.io.nifti import load_image, nifti_like, voxel_sizes_mm
+from singlestrip_bids.io.nifti import load_image, mask_volume_ml, nifti_like, voxel_sizes_mm
 from singlestrip_bids.model.bundle import MASK_THRESHOLD
 
 
@@ -78,7 +78,7 @@ def postprocess_step(img, prob, prob_affine, *, border_mm=0.0, threshold=MASK_TH
     inside = mask.astype(bool) if data.ndim == 3 else mask.astype(bool)[..., None]
     brain = np.where(inside, data, np.zeros((), data.dtype))  # NaN outside the mask becomes 0 too
     return mask, brain, {
-        "brain_volume_ml": float(mask.sum() * abs(np.linalg.det(img.affine[:3, :3])) / 1000.0),
+        "brain_volume_ml": mask_volume_ml(mask, img.affine),
         "n_components_removed": removed,
         "seconds": time.perf_counter() - start,
     }

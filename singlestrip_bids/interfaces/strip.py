@@ -45,7 +45,8 @@ class StripImage(SimpleInterface):
         stripped = strip_image(inputs.in_file, bundle_path=inputs.bundle_path, device=inputs.device,
                                border_mm=inputs.border_mm, precision=inputs.precision)
         mask_file, brain_file, figure_file = cwd / "mask.nii.gz", cwd / "brain.nii.gz", cwd / "mask.png"
-        atomic_write_nifti(stripped.mask_image(), mask_file)
+        mask_img = stripped.mask_image()
+        atomic_write_nifti(mask_img, mask_file)
         atomic_write_nifti(stripped.brain_image(), brain_file)
         stats = dict(stripped.stats)
         bundle = get_predictor(inputs.bundle_path, inputs.device, inputs.precision).bundle
@@ -53,7 +54,7 @@ class StripImage(SimpleInterface):
             from singlestrip_bids.qc.score import score_mask
 
             start = time.perf_counter()
-            scores = score_mask(stripped.mask_image(), bundle, stripped.conformed.data)
+            scores = score_mask(mask_img, bundle, stripped.conformed.data)
             stats["qc"] = {**scores, "seconds": time.perf_counter() - start}
         start = time.perf_counter()
         image, mask, sizes = canonical_arrays(stripped.image, stripped.mask)

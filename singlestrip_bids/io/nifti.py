@@ -93,3 +93,8 @@ def _check_shape(path: Path, shape: tuple) -> None:
 def _one_line(exc: Exception) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:200]
+
+
+def mask_volume_ml(mask: np.ndarray, affine: np.ndarray) -> float:
+    """Volume (mL) of the nonzero voxels of ``mask`` (X, Y, Z) on the grid of ``affine`` (mm)."""
+    return float(np.count_nonzero(mask) * abs(np.linalg.det(np.asarray(affine)[:3, :3])) / 1000.0)

@@ -12,6 +12,7 @@ def score_external_mask(image, mask_path, bundle) -> dict:
     """QC statistics of one external mask, or ``{"error": message}`` when it cannot be scored."""
     import nibabel as nib
 
+    from singlestrip_bids.io.nifti import mask_volume_ml
     from singlestrip_bids.qc.score import score_mask
 
     mask_path = Path(mask_path)
@@ -29,6 +30,5 @@ def score_external_mask(image, mask_path, bundle) -> dict:
 
         conformed = conform(image_img, bundle.voxel_size, bundle.size_multiple).data
     stats = score_mask(mask_img, bundle, conformed)
-    voxel_ml = abs(np.linalg.det(mask_img.affine[:3, :3])) / 1000.0
-    volume = float((np.asanyarray(mask_img.dataobj) > 0).sum() * voxel_ml)
+    volume = mask_volume_ml(np.asanyarray(mask_img.dataobj) > 0, mask_img.affine)
     return {**stats, "brain_volume_ml": round(volume, 2), "seconds": time.perf_counter() - start}

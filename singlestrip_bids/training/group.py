@@ -129,7 +129,7 @@ def start_group_run(labeled_image, labeled_mask, images, output_dir, work_dir,
     the device resolved, and ``images`` less the labeled one as the unlabeled set."""
     import numpy as np
 
-    from singlestrip_bids.io.nifti import load_image
+    from singlestrip_bids.io.nifti import load_image, mask_volume_ml
     from singlestrip_bids.model.device import resolve_device
     from singlestrip_bids.training.sizing import apply_sizing, derive_sizing
 
@@ -145,7 +145,7 @@ def start_group_run(labeled_image, labeled_mask, images, output_dir, work_dir,
                  derived.head_margin_mm)
     unlabeled = [Path(path) for path in images if Path(path).resolve() != Path(labeled_image).resolve()]
     mask_img = load_image(labeled_mask)
-    volume_ml = float((np.asanyarray(mask_img.dataobj) > 0).sum() * abs(np.linalg.det(mask_img.affine[:3, :3])) / 1000)
+    volume_ml = mask_volume_ml(np.asanyarray(mask_img.dataobj) > 0, mask_img.affine)
     return GroupRun(Path(labeled_image), Path(labeled_mask), unlabeled, Path(output_dir).absolute(),
                     Path(work_dir).absolute() / "singlestrip_group", settings, config, architecture, augmentation,
                     sizing, resolve_device(settings.device), volume_ml)
