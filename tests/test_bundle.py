@@ -8,7 +8,13 @@ import torch
 
 from singlestrip_bids.errors import UserError
 from singlestrip_bids.inference.predict import Predictor, get_predictor
-from singlestrip_bids.model.bundle import default_bundle_path, load_bundle, read_bundle_config, save_bundle
+from singlestrip_bids.model.bundle import (
+    check_bundle,
+    default_bundle_path,
+    load_bundle,
+    read_bundle_config,
+    save_bundle,
+)
 from singlestrip_bids.model.unet import UNet, UNetConfig
 
 TINY = UNetConfig(levels=3, base_features=4, max_features=8)
@@ -50,6 +56,11 @@ def test_tampered_weights_are_refused(bundle_dir):
     weights.write_bytes(bytes(data))
     with pytest.raises(UserError, match="sha256"):
         load_bundle(bundle_dir)
+    with pytest.raises(UserError, match="sha256"):  # the run's driver refuses it without loading it
+        check_bundle(bundle_dir)
+    weights.unlink()
+    with pytest.raises(UserError, match="U-Net weights file 'unet.pt' is missing"):
+        check_bundle(bundle_dir)
 
 
 def test_a_pickle_that_would_run_code_is_refused(bundle_dir, tmp_path):

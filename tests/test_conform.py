@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from helpers_bids import DATA_DIR
 
-from singlestrip_bids.io.conform import conform, reference_volume, unconform
+from singlestrip_bids.io.conform import conform, conform_mask, reference_volume, unconform
 from singlestrip_bids.metrics import dice
 
 pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data is absent")
@@ -89,3 +89,16 @@ def test_unconform_with_a_floor_nothing_reaches_gives_zeros():
     conformed = conform(ref, voxel_size=3.0, multiple=16)
     back = unconform(conformed.data * 0.1, conformed.affine, ref.shape[:3], ref.affine, floor=0.5)
     assert back.shape == ref.shape[:3] and not back.any()
+
+
+@pytest.mark.parametrize("image, mask", MASKED)
+@pytest.mark.parametrize("voxel_size", [3.0, 1.0])
+def test_conform_mask_is_the_whole_grid_conform_cut_to_the_mask(image, mask, voxel_size):
+    """Filtering and resampling only the box around the mask gives every voxel of the full conform."""
+    ref = nib.load(DATA_DIR / mask)
+    whole = conform(ref, voxel_size=voxel_size, multiple=16).data >= 0.5
+    boxed = conform_mask(ref, voxel_size, 16)
+    assert boxed.dtype == bool and boxed.shape == whole.shape
+    assert np.array_equal(boxed, whole) and boxed.any()
+    empty = nib.Nifti1Image(np.zeros(ref.shape[:3], np.uint8), ref.affine)
+    assert conform_mask(empty, voxel_size, 16).shape == whole.shape and not conform_mask(empty, voxel_size, 16).any()

@@ -58,6 +58,24 @@ def test_graph_per_image_and_per_subject(skeleton, tmp_path, tiny_bundle):
                        "sources_sub_02": {"sub_02_task_rest_run_1_bold_wf"}}
 
 
+def test_the_driver_builds_the_graph_without_torch(skeleton, tmp_path, tiny_bundle):
+    """Only the nodes load the model: the run's own process starts in a second, not after torch's import."""
+    import subprocess
+    import sys
+
+    root, images = skeleton
+    code = ("import sys\n"
+            "from singlestrip_bids.model.bundle import check_bundle\n"
+            "from singlestrip_bids.workflows.participant import init_participant_wf\n"
+            f"config = check_bundle({str(tiny_bundle)!r})\n"
+            f"init_participant_wf(images={[str(image) for image in images]!r}, output_dir={str(tmp_path / 'out')!r}, "
+            f"bids_dir={str(root)!r}, bundle_path={str(tiny_bundle)!r}, bundle_config=config, device='cpu', "
+            "border_mm=0.0, omp_nthreads=1)\n"
+            "print(sorted(name for name in sys.modules if name.split('.')[0] == 'torch')[:3])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 @pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
 def test_a_bundle_without_qc_network_strips_without_scores(tmp_path, tiny_bundle):
     import torch

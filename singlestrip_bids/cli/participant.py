@@ -34,20 +34,22 @@ def run_participant(settings, images) -> int:
     from singlestrip_bids.io.bids import bids_metadata
     from singlestrip_bids.io.derivatives import image_outputs, write_dataset_description
     from singlestrip_bids.io.outputs import new_run_id, run_log_path, write_run_config
-    from singlestrip_bids.model.bundle import read_bundle_config, resolve_bundle_path
-    from singlestrip_bids.model.device import resolve_device
+    from singlestrip_bids.model.bundle import check_bundle, resolve_bundle_path
+    from singlestrip_bids.model.device import check_device
     from singlestrip_bids.workflows.execution import check_plugin, run_workflow
     from singlestrip_bids.workflows.participant import image_workflow_name, init_participant_wf
 
     LOGGER.info("%d image(s) selected", len(images))
     check_plugin(settings.plugin)
-    resolve_device(settings.device)
+    check_device(settings.device)
     bundle_path = resolve_bundle_path(settings.model, settings.output_dir)
     LOGGER.info("model bundle: %s", bundle_path)
-    check_prediction_memory(images, read_bundle_config(bundle_path), settings.mem_gb)
+    bundle_config = check_bundle(bundle_path)  # the workers load it; this process never imports torch
+    check_prediction_memory(images, bundle_config, settings.mem_gb)
     nprocs = settings.nprocs or os.cpu_count() or 1
     workflow = init_participant_wf(
         images=images, output_dir=settings.output_dir, bids_dir=settings.bids_dir, bundle_path=bundle_path,
+        bundle_config=bundle_config,
         device=settings.device, border_mm=settings.border, omp_nthreads=min(settings.omp_nthreads or nprocs, nprocs),
         bids_meta=bids_metadata(settings.bids_dir, images), precision=settings.precision,
     )

@@ -77,8 +77,9 @@ def _run(args) -> int:
     if settings.analysis_level == "participant" and settings.qc_masks is None:
         from singlestrip_bids.cli.participant import run_participant, select_images
 
-        images = select_images(settings)  # bad images are refused before the slow torch import
-        seed_everything(settings.random_seed)
+        # Bad images are refused at once. Nothing here draws random numbers, nor imports torch:
+        # the workers do the predictions, which are deterministic.
+        images = select_images(settings)
         with hold_work_dir(settings.work_dir):
             return run_participant(settings, images)
     seed_everything(settings.random_seed)

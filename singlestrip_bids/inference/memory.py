@@ -35,12 +35,15 @@ def available_memory_gb(mem_gb: float | None) -> float:
 
 
 def check_prediction_memory(images, config: dict, mem_gb: float | None) -> None:
-    """UserError for the first image whose prediction needs more memory than is available."""
-    from singlestrip_bids.io.nifti import load_image
+    """UserError for the first image whose prediction needs more memory than is available.
+
+    Reads headers only: the images are readable ones (``io.nifti.load_image`` has checked them).
+    """
+    import nibabel as nib
 
     available = available_memory_gb(mem_gb)
     for image in images:
-        need, shape = prediction_memory_gb(load_image(image), config)
+        need, shape = prediction_memory_gb(nib.load(image), config)
         if need > available:
             grid = "x".join(map(str, shape))
             source = "--mem-gb" if mem_gb else "this machine's memory"

@@ -68,18 +68,43 @@ def conform(img, voxel_size: float = 2.0, multiple: int = 16) -> Conformed:
     volume = reference_volume(img)
     native_affine = np.asarray(img.affine, dtype=float)
     shape, affine = working_grid(volume.shape, native_affine, voxel_size, multiple)
-    # Anti-aliasing before downsampling: a sigma of ~0.4 working voxels per axis in native voxels.
-    zooms = np.sqrt((native_affine[:3, :3] ** 2).sum(axis=0))
-    sigma = np.clip(0.4 * (voxel_size / zooms - 1.0), 0.0, None)
+    sigma = _antialias_sigma(native_affine, voxel_size)
     if sigma.any():
         volume = ndimage.gaussian_filter(volume, sigma)
     data = _resample(volume, native_affine, shape, affine, order=1)
     return Conformed(data, affine)
 
 
+def _antialias_sigma(native_affine, voxel_size: float) -> np.ndarray:
+    """Anti-aliasing before downsampling: a sigma of ~0.4 working voxels per axis, in native voxels."""
+    zooms = np.sqrt((np.asarray(native_affine)[:3, :3] ** 2).sum(axis=0))
+    return np.clip(0.4 * (voxel_size / zooms - 1.0), 0.0, None)
+
+
 def conform_mask(mask_img, voxel_size: float, multiple: int) -> np.ndarray:
-    """A native binary mask on the working grid: bool (X, Y, Z), resampled trilinearly, kept at >= 0.5."""
-    return conform(mask_img, voxel_size=voxel_size, multiple=multiple).data >= 0.5
+    """A native binary mask on the working grid: bool (X, Y, Z), as ``conform`` resamples it, kept at >= 0.5.
+
+    Only the box around the mask is filtered and resampled, grown past the reach of the anti-aliasing
+    kernel and of the interpolation, so that everything outside it is 0 as on the whole grid: the
+    same mask, several times faster for a brain in a large field of view.
+    """
+    volume = reference_volume(mask_img)
+    native_affine = np.asarray(mask_img.affine, dtype=float)
+    shape, affine = working_grid(volume.shape, native_affine, voxel_size, multiple)
+    present = [np.flatnonzero(volume.any(axis=tuple(other for other in range(3) if other != axis)))
+               for axis in range(3)]
+    if any(indices.size == 0 for indices in present):
+        return np.zeros(shape, dtype=bool)
+    sigma = _antialias_sigma(native_affine, voxel_size)
+    margin = (4.0 * sigma + 0.5).astype(int) + 2  # gaussian_filter's radius (truncate 4) + the trilinear reach
+    start = np.maximum([indices[0] for indices in present] - margin, 0)
+    stop = np.minimum([indices[-1] + 1 for indices in present] + margin, volume.shape)
+    box = volume[tuple(slice(a, b) for a, b in zip(start, stop))]
+    if sigma.any():
+        box = ndimage.gaussian_filter(box, sigma)
+    box_affine = native_affine.copy()
+    box_affine[:3, 3] += native_affine[:3, :3] @ start
+    return _resample(box, box_affine, shape, affine, order=1) >= 0.5
 
 
 def _native_box(volume, affine, native_shape, native_affine, floor: float) -> tuple[slice, ...] | None:

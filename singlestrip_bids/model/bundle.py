@@ -38,7 +38,7 @@ class Bundle:
 
     @property
     def model_id(self) -> str:
-        return f"{self.config['name']}-{self.config['unet']['sha256'][:12]}"
+        return bundle_model_id(self.config)
 
     @property
     def inference(self) -> dict:
@@ -203,14 +203,40 @@ def add_dice_estimator(path, dice_estimator) -> Path:
                        dice_estimator=dice_estimator)
 
 
-def _load_weights(folder: Path, entry: dict, what: str):
-    import torch
+WEIGHTS = {"unet": "U-Net", "qc_ae": "QC autoencoder", "dice_estimator": "Dice estimator"}  #: config key → name
 
+
+def check_bundle(path) -> dict:
+    """``read_bundle_config`` plus every weights file present with its sha256, without torch
+    (a run's driver checks the bundle this way; its workers load it)."""
+    folder = Path(path)
+    if folder.is_file():
+        folder = folder.parent
+    config = read_bundle_config(folder)
+    for key, what in WEIGHTS.items():
+        if key in config:
+            _checked_weights_file(folder, config[key], what)
+    return config
+
+
+def bundle_model_id(config: dict) -> str:
+    """The model id of a ``bundle.json``: its name and the first 12 hex digits of the U-Net's sha256."""
+    return f"{config['name']}-{config['unet']['sha256'][:12]}"
+
+
+def _checked_weights_file(folder: Path, entry: dict, what: str) -> Path:
     file = folder / entry["file"]
     if Path(entry["file"]).name != entry["file"] or not file.is_file():
         raise UserError(f"model bundle {folder}: {what} weights file {entry['file']!r} is missing")
     if _sha256(file) != entry["sha256"]:
         raise UserError(f"model bundle {folder}: {file.name} does not match its sha256 (modified or corrupt)")
+    return file
+
+
+def _load_weights(folder: Path, entry: dict, what: str):
+    import torch
+
+    file = _checked_weights_file(folder, entry, what)
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors of a foreign file: refuse, never execute
@@ -252,7 +278,7 @@ def load_bundle(path) -> Bundle:
     config = read_bundle_config(folder)
     try:
         unet = UNet(UNetConfig(**config["unet"]["config"]))
-        unet.load_state_dict(_load_weights(folder, config["unet"], "U-Net"))
+        unet.load_state_dict(_load_weights(folder, config["unet"], WEIGHTS["unet"]))
     except (KeyError, TypeError, RuntimeError) as exc:
         raise UserError(f"model bundle {folder}: U-Net does not match its config ({exc})") from None
     qc_ae = None
@@ -261,7 +287,7 @@ def load_bundle(path) -> Bundle:
 
         try:
             qc_ae = build_autoencoder(config["qc_ae"]["config"])
-            qc_ae.load_state_dict(_load_weights(folder, config["qc_ae"], "QC autoencoder"))
+            qc_ae.load_state_dict(_load_weights(folder, config["qc_ae"], WEIGHTS["qc_ae"]))
         except (KeyError, TypeError, RuntimeError) as exc:
             raise UserError(f"model bundle {folder}: QC autoencoder does not match its config ({exc})") from None
         qc_ae.eval()
@@ -275,7 +301,7 @@ def _load_estimator(folder: Path, config: dict):
 
     try:
         estimator = build_estimator(config["dice_estimator"]["config"])
-        estimator.load_state_dict(_load_weights(folder, config["dice_estimator"], "Dice estimator"))
+        estimator.load_state_dict(_load_weights(folder, config["dice_estimator"], WEIGHTS["dice_estimator"]))
     except (KeyError, TypeError, RuntimeError) as exc:
         raise UserError(f"model bundle {folder}: Dice estimator does not match its config ({exc})") from None
     return estimator.eval()

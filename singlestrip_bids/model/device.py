@@ -3,16 +3,27 @@
 from singlestrip_bids.errors import UserError
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_device(name: str) -> None:
+    """UserError for an unknown device name or ``cuda`` without a GPU; imports torch only for ``cuda``."""
+    if name not in DEVICES:
+        raise UserError(f"unknown device {name!r} (use {', '.join(DEVICES)})")
+    if name == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda was requested but no CUDA GPU is available")
+
+
 def resolve_device(name: str = "auto"):
     """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is a user error."""
     import torch
 
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was requested but no CUDA GPU is available")
-    if name not in ("cpu", "cuda"):
-        raise UserError(f"unknown device {name!r} (use auto, cpu or cuda)")
     return torch.device(name)
 
 

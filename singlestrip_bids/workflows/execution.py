@@ -1,5 +1,6 @@
 """Running a workflow: the plugin, workers that die with the run, and a failure told in one line."""
 
+import gc
 import os
 import re
 import select
@@ -67,6 +68,9 @@ def run_workflow(workflow, *, work_dir, plugin="MultiProc", plugin_args=None, np
     os.environ.setdefault("LOGNAME", _user_name())
     runner = _supervised_multiproc(plugin_args, log_file, verbose) if plugin == "MultiProc" else plugin
     started = time.time()
+    # MultiProc runs gc.collect() before every submission and after every node it runs itself: with
+    # the objects of the set-up frozen out of the collector's reach, each costs milliseconds, not 0.1 s.
+    gc.freeze()
     try:
         return workflow.run(plugin=runner, plugin_args=plugin_args)
     except KeyboardInterrupt:
@@ -75,6 +79,8 @@ def run_workflow(workflow, *, work_dir, plugin="MultiProc", plugin_args=None, np
         raise
     except RuntimeError:
         raise UserError(describe_failures(crash_dir, since=started)) from None
+    finally:
+        gc.unfreeze()
 
 
 def _user_name() -> str:

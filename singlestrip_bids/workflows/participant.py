@@ -17,7 +17,7 @@ from singlestrip_bids.interfaces.strip import StripImage
 
 
 def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, border_mm, omp_nthreads,
-                        bids_meta=None, precision="auto", name="participant_wf"):
+                        bundle_config=None, bids_meta=None, precision="auto", name="participant_wf"):
     """Build the workflow that strips ``images`` and writes their derivatives and reports.
 
     Parameters
@@ -30,6 +30,9 @@ def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, bo
         The input BIDS dataset (read only).
     bundle_path : path
         Model bundle folder; its QC autoencoder or Dice estimator, when present, scores every mask.
+    bundle_config : dict, optional
+        Its checked ``bundle.json`` (``model.bundle.check_bundle``; read here when not given). The
+        weights are loaded only in the nodes, so building and running the workflow needs no torch.
     device : {"auto", "cpu", "cuda"}
         Torch device of the prediction.
     border_mm : float
@@ -57,9 +60,9 @@ def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, bo
         ``output_dir/sub-<label>.html``, one per subject (sorted by label).
     """
     from singlestrip_bids.io.derivatives import split_bids_name
-    from singlestrip_bids.model.bundle import load_bundle
+    from singlestrip_bids.model.bundle import check_bundle
 
-    bundle = load_bundle(bundle_path)
+    bundle_config = bundle_config or check_bundle(bundle_path)
     images = [Path(image) for image in images]
     subjects = sorted({split_bids_name(image.name)[0]["sub"] for image in images})
     bids_meta = bids_meta or {}
@@ -80,7 +83,7 @@ def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, bo
                          name=f"report_sub_{subject}", run_without_submitting=True, overwrite=True)
         for source_index, image in enumerate(subject_images, start=1):
             image_index = images.index(image) + 1
-            image_wf = init_image_wf(bundle=bundle, bundle_path=bundle_path, device=device, border_mm=border_mm,
+            image_wf = init_image_wf(bundle_config=bundle_config, bundle_path=bundle_path, device=device, border_mm=border_mm,
                                      omp_nthreads=omp_nthreads, bids_dir=bids_dir, output_dir=output_dir,
                                      precision=precision, name=image_workflow_name(image))
             image_wf.inputs.inputnode.source_file = str(image)
@@ -103,14 +106,14 @@ def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, bo
     return workflow
 
 
-def init_image_wf(*, bundle, bundle_path, device, border_mm, omp_nthreads, bids_dir, output_dir, precision="auto",
-                  name="image_wf"):
+def init_image_wf(*, bundle_config, bundle_path, device, border_mm, omp_nthreads, bids_dir, output_dir,
+                  precision="auto", name="image_wf"):
     """Strip one raw image and write its derivatives (mask, brain image, sidecars, QC JSON, figure).
 
     Parameters
     ----------
-    bundle : model.bundle.Bundle
-        The loaded bundle (working grid, model id, whether it has a QC autoencoder).
+    bundle_config : dict
+        The bundle's checked ``bundle.json`` (model id, working grid).
     bundle_path, device, border_mm, omp_nthreads, bids_dir, output_dir, precision
         As in ``init_participant_wf``.
     name : str
@@ -132,14 +135,16 @@ def init_image_wf(*, bundle, bundle_path, device, border_mm, omp_nthreads, bids_
     qc_file : str
         The QC JSON.
     """
+    from singlestrip_bids.model.bundle import bundle_inference, bundle_model_id
+
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["source_file", "bids_meta"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["source_file", "mask_file", "qc_file"]), name="outputnode")
-    strip = pe.Node(StripImage(bundle_path=str(bundle_path), model_id=bundle.model_id, device=device,
+    strip = pe.Node(StripImage(bundle_path=str(bundle_path), model_id=bundle_model_id(bundle_config), device=device,
                                precision=precision, num_threads=omp_nthreads, border_mm=border_mm),
                     name="strip", n_procs=omp_nthreads, mem_gb=2.0)
     settings = {"border_mm": border_mm, "device_requested": device, "precision_requested": precision,
-                "working_voxel_size_mm": bundle.voxel_size}
+                "working_voxel_size_mm": float(bundle_inference(bundle_config)["voxel_size_mm"])}
     # Always rerun (cheap copies): derivatives deleted from output_dir are rewritten from the work dir.
     write = pe.Node(WriteDerivatives(bids_dir=str(bids_dir), output_dir=str(output_dir), settings=settings),
                     name="write_derivatives", run_without_submitting=True, overwrite=True)
