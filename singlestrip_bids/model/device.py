@@ -2,7 +2,6 @@
 
 from singlestrip_bids.errors import UserError
 
-
 DEVICES = ("auto", "cpu", "cuda")
 
 

@@ -83,9 +83,9 @@ def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, bo
                          name=f"report_sub_{subject}", run_without_submitting=True, overwrite=True)
         for source_index, image in enumerate(subject_images, start=1):
             image_index = images.index(image) + 1
-            image_wf = init_image_wf(bundle_config=bundle_config, bundle_path=bundle_path, device=device, border_mm=border_mm,
-                                     omp_nthreads=omp_nthreads, bids_dir=bids_dir, output_dir=output_dir,
-                                     precision=precision, name=image_workflow_name(image))
+            image_wf = init_image_wf(bundle_config=bundle_config, bundle_path=bundle_path, device=device,
+                                     border_mm=border_mm, omp_nthreads=omp_nthreads, bids_dir=bids_dir,
+                                     output_dir=output_dir, precision=precision, name=image_workflow_name(image))
             image_wf.inputs.inputnode.source_file = str(image)
             image_wf.inputs.inputnode.bids_meta = bids_meta.get(str(image), {})
             connections += [
