@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from cases import DEFAULT_DATA, load_reference
 from folds import DATASETS, make_folds, test_set
-from measure import machine_description, stop_on_sigterm
+from measure import machine_description, show_training_progress, stop_on_sigterm
 from paper_tables import MODELS, PEERS, per_fold_table, summary_tables
 
 HERE = Path(__file__).resolve().parent
@@ -261,6 +261,7 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     stop_on_sigterm()
+    show_training_progress()
     torch.manual_seed(args.seed)
     folds = make_folds(args.dataset, args.data, args.folds, args.only)
     if not folds:

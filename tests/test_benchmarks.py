@@ -258,6 +258,7 @@ def test_paper_quick_runs_a_fold_end_to_end_on_one_image(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "SSL-AE" in done.stdout and "paper r" in done.stdout
+    assert any(line.startswith("U-Net [") and " 2/2 " in line for line in done.stderr.splitlines()), done.stderr
     result = json.loads((out / "paper.json").read_text())
     models = {row["model"]: row for row in result["rows"]}
     assert set(models) == {"SL-1", "SSL-AE"}
