@@ -1,7 +1,7 @@
 """The paper's experiment (the method's steps 2-4 and its results table) on the shared data.
 
     python benchmarks/paper.py [--dataset human|mouse] [--quick] [--folds N] [--top-k K] [--steps N]
-                               [--ssl-steps N] [--ssl-lr LR] [--init scratch|default|BUNDLE]
+                               [--ssl-steps N] [--ssl-lr LR] [--ssl-final-lr LR] [--init scratch|default|BUNDLE]
                                [--sl1-model BUNDLE|default] [--models M ...] [--fold F ...] [--resume]
                                [--peers RESULTS_JSON ...] [--data DIR] [--out DIR] [--device auto|cpu|cuda]
                                [--seed S]
@@ -47,7 +47,7 @@ def group_settings(args):
     training = one_shot_config(args.init, seed=args.seed, steps=args.steps)
     return GroupSettings(training=training, ae_steps=args.ae_steps, top_k=args.top_k, device=args.device,
                          init=str(args.init), ssl_steps=args.ssl_steps or SSL_STEPS,
-                         ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE)
+                         ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE, ssl_final_learning_rate=args.ssl_final_lr)
 
 
 def linked_inputs(cases, folder: Path) -> dict:
@@ -197,6 +197,8 @@ def parse_args(argv=None):
                         help="self-training steps (default: the group level's; quick 150)")
     parser.add_argument("--ssl-lr", type=float, default=None,
                         help="self-training learning rate (default: the group level's)")
+    parser.add_argument("--ssl-final-lr", type=float, default=None,
+                        help="the self-training rate falls along a half cosine to this (default: constant)")
     parser.add_argument("--init", default=None,
                         help="where SL-1 starts: scratch, default or a bundle (default: human scratch, as the "
                              "paper; mouse: the group level's default)")

@@ -38,6 +38,21 @@ def test_warm_starts_are_short_and_decay_their_rate_and_scratch_is_the_shipped_r
     assert one_shot_config("default", steps=40).steps == 40
 
 
+def test_self_training_keeps_sl1s_config_but_its_own_steps_and_rate():
+    from singlestrip_bids.training.group import GroupRun, GroupSettings, one_shot_config
+
+    def ssl_config(**settings):
+        run = GroupRun(labeled_image=None, labeled_mask=None, unlabeled=[], output_dir=None, work_dir=None,
+                       settings=GroupSettings(**settings), config=one_shot_config("default", seed=7),
+                       ae_architecture={}, ae_augmentation={}, sizing=None, device="cpu")
+        return run.ssl_config
+
+    constant = ssl_config(ssl_steps=200)
+    assert (constant.steps, constant.learning_rate, constant.final_learning_rate, constant.seed) == (200, 1e-4, None, 7)
+    decaying = ssl_config(ssl_learning_rate=3e-4, ssl_final_learning_rate=1e-6)
+    assert (decaying.steps, decaying.learning_rate, decaying.final_learning_rate) == (500, 3e-4, 1e-6)
+
+
 def test_init_from_a_bundle_with_another_unet_is_one_line():
     from singlestrip_bids.model.bundle import default_bundle_path
 

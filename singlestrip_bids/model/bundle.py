@@ -209,9 +209,7 @@ WEIGHTS = {"unet": "U-Net", "qc_ae": "QC autoencoder", "dice_estimator": "Dice e
 def check_bundle(path) -> dict:
     """``read_bundle_config`` plus every weights file present with its sha256, without torch
     (a run's driver checks the bundle this way; its workers load it)."""
-    folder = Path(path)
-    if folder.is_file():
-        folder = folder.parent
+    folder = _bundle_folder(path)
     config = read_bundle_config(folder)
     for key, what in WEIGHTS.items():
         if key in config:
@@ -222,6 +220,12 @@ def check_bundle(path) -> dict:
 def bundle_model_id(config: dict) -> str:
     """The model id of a ``bundle.json``: its name and the first 12 hex digits of the U-Net's sha256."""
     return f"{config['name']}-{config['unet']['sha256'][:12]}"
+
+
+def _bundle_folder(path) -> Path:
+    """A bundle's folder, given it or one of its files."""
+    path = Path(path)
+    return path.parent if path.is_file() else path
 
 
 def _checked_weights_file(folder: Path, entry: dict, what: str) -> Path:
@@ -245,9 +249,7 @@ def _load_weights(folder: Path, entry: dict, what: str):
 
 def read_bundle_config(path) -> dict:
     """Read and check ``bundle.json`` without loading any weights."""
-    folder = Path(path)
-    if folder.is_file() and folder.name == "bundle.json":
-        folder = folder.parent
+    folder = _bundle_folder(path)
     meta = folder / "bundle.json"
     if not meta.is_file():
         raise UserError(f"{folder} is not a model bundle (no bundle.json)")
@@ -272,9 +274,7 @@ def load_bundle(path) -> Bundle:
     """Load a bundle folder (or its ``bundle.json``); networks on the CPU in eval mode."""
     from singlestrip_bids.model.unet import UNet, UNetConfig
 
-    folder = Path(path)
-    if folder.is_file():
-        folder = folder.parent
+    folder = _bundle_folder(path)
     config = read_bundle_config(folder)
     try:
         unet = UNet(UNetConfig(**config["unet"]["config"]))

@@ -77,6 +77,8 @@ class GroupSettings:
     init: str = "default"  #: where SL-1 starts: "scratch", "default" (the shipped model) or a bundle
     ssl_steps: int | None = None  #: fine-tuning steps per self-training round (None: SL-1's steps)
     ssl_learning_rate: float = SSL_LEARNING_RATE  #: fine-tuning learning rate
+    #: None: the fine-tuning rate stays constant; a value: it falls along a half cosine to it
+    ssl_final_learning_rate: float | None = None
     estimator_steps: int = ESTIMATOR_STEPS  #: training steps of the Dice estimator (0: none)
 
 
@@ -108,11 +110,11 @@ class GroupRun:
 
     @property
     def ssl_config(self) -> TrainingConfig:
-        """The config of a fine-tuning round: SL-1's, with the self-training steps and (constant, as
-    measured on mouse fold 1) learning rate."""
+        """The config of a fine-tuning round: SL-1's, with the self-training steps and learning rate
+        (constant by default, as measured on mouse fold 1)."""
         settings = self.settings
         return replace(self.config, steps=settings.ssl_steps or self.config.steps,
-                       learning_rate=settings.ssl_learning_rate, final_learning_rate=None)
+                       learning_rate=settings.ssl_learning_rate, final_learning_rate=settings.ssl_final_learning_rate)
 
 
 @dataclass
