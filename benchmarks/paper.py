@@ -46,7 +46,7 @@ def group_settings(args):
 
     training = one_shot_config(args.init, seed=args.seed, steps=args.steps)
     return GroupSettings(training=training, ae_steps=args.ae_steps, top_k=args.top_k, device=args.device,
-                         init=str(args.init), ssl_steps=args.ssl_steps or SSL_STEPS,
+                         init=str(args.init), resume=args.resume, ssl_steps=args.ssl_steps or SSL_STEPS,
                          ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE, ssl_final_learning_rate=args.ssl_final_lr)
 
 
@@ -213,7 +213,8 @@ def parse_args(argv=None):
     parser.add_argument("--fold", type=int, nargs="+", default=None,
                         help="run only these folds (1-based; default: all --folds)")
     parser.add_argument("--resume", action="store_true",
-                        help="take the folds already under --out (fold-N/rows.json) instead of running them again")
+                        help="take the folds already under --out (fold-N/rows.json) instead of running them again, "
+                             "and continue a fold's trainings from their checkpoints")
     parser.add_argument("--peers", type=Path, nargs="+", default=[],
                         help="results.json files of benchmarks/run.py: their singlestrip, deepbet and hd-bet rows "
                              "for each fold's test images join the table as peers")

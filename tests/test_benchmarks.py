@@ -267,6 +267,8 @@ def test_paper_quick_runs_a_fold_end_to_end_on_one_image(tmp_path):
     (qc,) = result["qc_rows"]
     assert 0.0 < qc["ae_dice"] <= 1.0 and qc["true_dice"] == models["SL-1"]["dice"]
     assert qc["tta_dice"] is None  # TTA (10 predictions an image) is scored only for SSL-TTA
+    # each self-trained model checkpoints under its own name, so that --resume continues the right one
+    assert (out / "fold-1" / "work" / "singlestrip_group" / "ssl-ae.ckpt").is_file()
 
     # --resume takes the fold from fold-1/rows.json (no training: a second); --peers adds run.py's rows
     peers = tmp_path / "results.json"

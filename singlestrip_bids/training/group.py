@@ -185,7 +185,8 @@ def self_training_round(run: GroupRun, bundle, one_shot: OneShot, selected, roun
     """Fine-tune ``bundle`` (or retrain with SL-1's budget) on the labeled example plus the ``selected``
     pseudo-labels.
 
-    Saved to ``folder`` (default ``models/round-N``); returns ``(bundle path, synthesis sources)``.
+    Saved to ``folder`` (default ``models/round-N``) as the bundle ``name`` (default ``sslN``), checkpointed
+    to the work folder's ``<name>.ckpt`` (default ``round-N.ckpt``); returns ``(bundle path, synthesis sources)``.
     """
     import numpy as np
 
@@ -199,7 +200,7 @@ def self_training_round(run: GroupRun, bundle, one_shot: OneShot, selected, roun
              "retraining" if from_scratch else "fine-tuning", len(selected),
              ": " + ", ".join(label.bids_name for label in selected) if selected else " (none usable)")
     unet, losses, sources, gmm = fine_tune(bundle, one_shot.source, selected, config, from_scratch=from_scratch,
-                                           device=run.device, checkpoint=run.work_dir / f"{key}.ckpt",
+                                           device=run.device, checkpoint=run.work_dir / f"{name or key}.ckpt",
                                            resume=settings.resume, seed=run.seed + round_number)
     run.losses[key] = losses
     extra = {
