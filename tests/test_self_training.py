@@ -122,3 +122,14 @@ def test_from_scratch_starts_from_fresh_weights(sl1):
     unet = fine_tune(path, source, [_pseudo("sub-02")], config, from_scratch=True, device="cpu", seed=4)[0]
     start = _weights(load_bundle(path).unet)
     assert float((_weights(unet) - start).abs().max()) > 0.05
+
+
+def test_from_scratch_of_a_warm_started_run_starts_where_sl1_started(sl1):
+    """``init`` a bundle (here the SL-1 bundle itself, for want of a second one of this tiny size): the
+    retrained U-Net starts from its weights, not from random ones."""
+    from singlestrip_bids.model.bundle import load_bundle
+
+    path, config, source = sl1
+    unet = fine_tune(path, source, [_pseudo("sub-02")], config, from_scratch=True, init=str(path), device="cpu",
+                     seed=4)[0]
+    assert float((_weights(unet) - _weights(load_bundle(path).unet)).abs().max()) < 0.01

@@ -174,5 +174,6 @@ def _build_parser() -> argparse.ArgumentParser:
     group.add_argument("--qc-estimator-steps", type=_number(int, at_least=0), metavar="N",
                        help="training steps of the Dice estimator; 0: none (default: the group default)")
     group.add_argument("--from-scratch", action="store_true",
-                       help="retrain the U-Net from scratch in self-training instead of fine-tuning")
+                       help="self-training trains the U-Net anew as SL-1 was (from --init, with SL-1's steps and "
+                            "rate) instead of fine-tuning SL-1")
     return parser

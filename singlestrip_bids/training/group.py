@@ -182,8 +182,8 @@ def score_and_rank(run: GroupRun, bundle, round_number: int, top_k: int, *, tta:
 
 def self_training_round(run: GroupRun, bundle, one_shot: OneShot, selected, round_number: int, qc: QCNetworks, *,
                         folder: Path | None = None, from_scratch: bool | None = None, name: str | None = None):
-    """Fine-tune ``bundle`` (or retrain with SL-1's budget) on the labeled example plus the ``selected``
-    pseudo-labels.
+    """Fine-tune ``bundle`` (or, ``from_scratch``, train anew as SL-1 was: from its ``init``, with its steps
+    and rate) on the labeled example plus the ``selected`` pseudo-labels.
 
     Saved to ``folder`` (default ``models/round-N``) as the bundle ``name`` (default ``sslN``), checkpointed
     to the work folder's ``<name>.ckpt`` (default ``round-N.ckpt``); returns ``(bundle path, synthesis sources)``.
@@ -200,8 +200,9 @@ def self_training_round(run: GroupRun, bundle, one_shot: OneShot, selected, roun
              "retraining" if from_scratch else "fine-tuning", len(selected),
              ": " + ", ".join(label.bids_name for label in selected) if selected else " (none usable)")
     unet, losses, sources, gmm = fine_tune(bundle, one_shot.source, selected, config, from_scratch=from_scratch,
-                                           device=run.device, checkpoint=run.work_dir / f"{name or key}.ckpt",
-                                           resume=settings.resume, seed=run.seed + round_number)
+                                           init=settings.init, device=run.device,
+                                           checkpoint=run.work_dir / f"{name or key}.ckpt", resume=settings.resume,
+                                           seed=run.seed + round_number)
     run.losses[key] = losses
     extra = {
         "training": {**config.to_dict(), "kind": "ssl", "round": round_number, "ranking": settings.ranking,

@@ -115,23 +115,23 @@ def rank_pseudo_labels(labels, ranking, top_k: int, seed: int = 0,
     return ranked
 
 
-def fine_tune(bundle_path, labeled_source, selected, config, *, from_scratch=False, device="auto",
+def fine_tune(bundle_path, labeled_source, selected, config, *, from_scratch=False, init="scratch", device="auto",
               checkpoint=None, resume=False, seed=0):
     """Train the U-Net on synthesis from the labeled source plus the selected pseudo-labels.
 
     ``labeled_source``: the ``(labels, mask, gmm summary)`` returned by ``train_sl1``;
     ``selected``: :class:`PseudoLabel` s whose GMM class maps are fitted here; ``config``: the
     ``training.sl1.TrainingConfig`` (steps, learning rate, synthesis). The U-Net starts from the
-    bundle's weights, or from scratch. Returns ``(unet, losses, sources, gmm summaries)``; ``sources``
+    bundle's weights, or, ``from_scratch``, where SL-1 started (``init``: random weights, a shipped
+    model or a bundle; ``training.sl1.initial_unet``). Returns ``(unet, losses, sources, gmm summaries)``; ``sources``
     are the ``(labels, mask, gmm summary)`` trained on, the labeled one first.
     """
     import nibabel as nib
 
     from singlestrip_bids.io.nifti import load_image
     from singlestrip_bids.model.bundle import load_bundle
-    from singlestrip_bids.model.unet import UNet
     from singlestrip_bids.seeding import seed_everything
-    from singlestrip_bids.training.sl1 import prepare_source, train_unet
+    from singlestrip_bids.training.sl1 import initial_unet, prepare_source, train_unet
 
     sources, summaries = [labeled_source], []
     for index, label in enumerate(selected):
@@ -139,6 +139,6 @@ def fine_tune(bundle_path, labeled_source, selected, config, *, from_scratch=Fal
         sources.append((labels, mask, summary))
         summaries.append({"bids_name": label.bids_name, **summary})
     seed_everything(seed)
-    unet = UNet(config.unet) if from_scratch else load_bundle(bundle_path).unet
+    unet = initial_unet(config, init)[0] if from_scratch else load_bundle(bundle_path).unet
     losses = train_unet(unet, sources, config, device=device, checkpoint=checkpoint, resume=resume, seed=seed)
     return unet, losses, sources, summaries
