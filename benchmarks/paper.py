@@ -11,8 +11,11 @@ Each fold (``folds.py``) has one labeled image, an unlabeled set and a test set.
 group level's own stages (``training.group``): QC autoencoder, SL-1, pseudo-labels scored by AE-QC
 and TTA, then one self-training round per model: SSL-AE (the k best pseudo-labels by AE-QC), SSL-TTA
 (by TTA agreement), SSL-T (by true Dice: the upper bound) and SSL-T scratch (trained anew as SL-1
-was: from ``--init``, with SL-1's steps and rate; ``--retrain`` does so for every model). Prints mean ± SD Dice and HD95 per model and test set beside the paper's numbers, and
-Pearson r / MAE of the AE-QC and TTA scores against the true Dice of SL-1's masks.
+was: from ``--init``, with SL-1's steps and rate; ``--retrain`` does so for every model). With SSL-AE,
+the row "SL-1 or SSL-AE, QC-chosen" is the group level's final model: whichever of the two scores
+better by mean AE-QC over the fold's unlabeled images. Prints mean ± SD Dice and HD95 per model and
+test set beside the paper's numbers, and Pearson r / MAE of the AE-QC and TTA scores against the
+true Dice of SL-1's masks.
 
 ``--dataset human``: one FreeSurfer T1w head labeled per fold (``--init scratch``, as the paper).
 ``--dataset mouse``: ``mouse_epi_sidneyp`` in five folds split by animal, tested on held-out mice.
@@ -36,7 +39,7 @@ import numpy as np
 from cases import DEFAULT_DATA, load_reference
 from folds import DATASETS, make_folds, test_set
 from measure import machine_description, show_training_progress, stop_on_sigterm
-from paper_tables import MODELS, PEERS, per_fold_table, summary_tables
+from paper_tables import MODELS, PEERS, QC_CHOSEN, per_fold_table, summary_tables
 
 HERE = Path(__file__).resolve().parent
 
@@ -134,7 +137,7 @@ def run_fold(fold, dataset: str, args, out: Path, scorer) -> tuple:
         train_one_shot,
     )
     from singlestrip_bids.training.qc_networks import train_qc_network
-    from singlestrip_bids.training.self_training import rank_pseudo_labels
+    from singlestrip_bids.training.self_training import best_model, rank_pseudo_labels
 
     links = linked_inputs([*fold.unlabeled, *fold.test], out / "inputs")
     run = start_group_run(fold.labeled.image, fold.labeled.reference, [links[case.name] for case in fold.unlabeled],
@@ -182,6 +185,12 @@ def run_fold(fold, dataset: str, args, out: Path, scorer) -> tuple:
         folder = out / "eval" / model.replace(" ", "-")
         rows += [{"model": model, **row, "test_set": test_set(dataset, case)}
                  for case, row in zip(fold.test, evaluate(bundle, fold.test, links, folder, scorer, args.device))]
+    if "SSL-AE" in bundles:
+        progress("  the group level's final model: SL-1 or SSL-AE by the mean AE-QC of their unlabeled masks")
+        scored = {"SL-1": labels, "SSL-AE": score_and_rank(run, bundles["SSL-AE"], 2, 0)}
+        chosen, means = best_model(scored, "ae")
+        progress(f"  {QC_CHOSEN}: {chosen} (" + ", ".join(f"{k} {v:.4f}" for k, v in means.items()) + ")")
+        rows += [{**row, "model": QC_CHOSEN, "chosen": chosen} for row in rows if row["model"] == chosen]
     return rows, qc_rows
 
 

@@ -261,7 +261,9 @@ def test_paper_quick_runs_a_fold_end_to_end_on_one_image(tmp_path):
     assert any(line.startswith("U-Net [") and " 2/2 " in line for line in done.stderr.splitlines()), done.stderr
     result = json.loads((out / "paper.json").read_text())
     models = {row["model"]: row for row in result["rows"]}
-    assert set(models) == {"SL-1", "SSL-AE"}
+    assert set(models) == {"SL-1", "SSL-AE", paper_tables.QC_CHOSEN}
+    chosen = models[paper_tables.QC_CHOSEN]  # the group level's final model: one of the two, by mean AE-QC
+    assert chosen["dice"] == models[chosen["chosen"]]["dice"] and chosen["chosen"] in ("SL-1", "SSL-AE")
     assert models["SL-1"]["image"] == "mrtrix_scripttest_sub01/sub-01_T1w"
     assert models["SL-1"]["dice"] > 0.75  # the shipped model, not an untrained one
     (qc,) = result["qc_rows"]
@@ -281,7 +283,8 @@ def test_paper_quick_runs_a_fold_end_to_end_on_one_image(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "taken from" in again.stdout and "fine-tuning" not in again.stdout
     rows = json.loads((out / "paper.json").read_text())["rows"]
-    assert [(r["model"], r["dice"]) for r in rows if r["model"] not in ("SL-1", "SSL-AE")] == [("HD-BET (fast)", 0.91)]
+    assert [(r["model"], r["dice"]) for r in rows if r["model"] not in ("SL-1", "SSL-AE", paper_tables.QC_CHOSEN)] == [
+        ("HD-BET (fast)", 0.91)]
     assert "HD-BET (fast)" in again.stdout
 
 

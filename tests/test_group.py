@@ -65,9 +65,18 @@ def test_every_round_saves_a_bundle_with_the_qc_autoencoder(run):
     assert all(bundle.config["dice_estimator"] == estimator for bundle in bundles.values())  # one estimator
     assert bundles["round-0"].config["training"]["kind"] == "sl1"
     assert bundles["round-2"].config["training"]["round"] == 2
-    assert bundles["final"].model_id == bundles["round-2"].model_id != bundles["round-1"].model_id
+    assert len({bundles[name].model_id for name in ("round-0", "round-1", "round-2")}) == 3
     assert final == out / "models" / "final"
     rows, _ = _table(out / "group_T1w.tsv")
+    # The final model is the round whose masks of the unlabeled images have the best mean AE-QC; round-0's
+    # masks are the ones round 1 ranked, so its mean is that of the table's round-1 scores.
+    selection = json.loads((out / "models" / "selection.json").read_text())
+    means = selection["mean_scores"]
+    assert selection["ranking"] == "ae" and list(means) == ["round-0", "round-1", "round-2"]
+    assert means["round-0"] == pytest.approx(np.mean([float(row["ae_dice"]) for row in rows if row["round"] == "1"]),
+                                             abs=1e-4)
+    assert selection["final"] == max(means, key=means.get)
+    assert bundles["final"].model_id == bundles[selection["final"]].model_id
     for round_number in (1, 2):
         chosen = [row["bids_name"] for row in rows if row["round"] == str(round_number) and row["selected"] == "1"]
         assert bundles[f"round-{round_number}"].config["training"]["pseudo_labels"] == chosen
@@ -126,7 +135,7 @@ def test_scores_are_deterministic_with_the_seed_and_rounds_can_be_zero(bids, run
     keys = ("bids_name", "ae_dice", "brain_volume_ml")
     assert [[row[k] for k in keys] for row in rows] == [[row[k] for k in keys] for row in first]
     assert load_bundle(again / "models" / "final").model_id == load_bundle(out / "models" / "round-0").model_id
-    assert not (again / "models" / "round-1").exists()
+    assert not (again / "models" / "round-1").exists() and not (again / "models" / "selection.json").exists()
 
 
 def test_cli_group_level_with_labeled_mask_and_tta_ranking(bids, tmp_path):

@@ -133,3 +133,19 @@ def test_from_scratch_of_a_warm_started_run_starts_where_sl1_started(sl1):
     unet = fine_tune(path, source, [_pseudo("sub-02")], config, from_scratch=True, init=str(path), device="cpu",
                      seed=4)[0]
     assert float((_weights(unet) - _weights(load_bundle(path).unet)).abs().max()) < 0.01
+
+
+def test_the_best_model_has_the_best_mean_score_and_a_tie_keeps_the_earlier():
+    from singlestrip_bids.training.self_training import best_model, mean_score
+
+    def scored(*values, key="ae_dice"):
+        return [PseudoLabel(Path(f"{i}.nii.gz"), Path("m"), f"sub-{i}", 1.0, **{"ae_dice": None, key: value})
+                for i, value in enumerate(values)]
+
+    assert mean_score(scored(0.9, None, 0.7), "ae") == pytest.approx(0.8)  # a mask without a score is left out
+    assert mean_score(scored(0.9, 0.7), "none") == pytest.approx(0.8)  # no ranking score: AE-QC
+    assert mean_score(scored(0.5, 0.7, key="tta_dice"), "tta") == pytest.approx(0.6)
+    assert best_model({"round-0": scored(0.9, 0.8), "round-1": scored(0.95, 0.7)}, "ae")[0] == "round-0"
+    assert best_model({"round-0": scored(0.8), "round-1": scored(0.9), "round-2": scored(0.9)}, "ae") == (
+        "round-1", {"round-0": 0.8, "round-1": 0.9, "round-2": 0.9})
+    assert best_model({"round-0": scored(None), "round-1": scored(0.2)}, "ae")[0] == "round-1"

@@ -9,7 +9,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -83,6 +85,28 @@ def atomic_write_set(contents: dict) -> list[Path]:
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
     return [path for _, path in staged]
+
+
+def atomic_write_tsv(rows, path) -> Path:
+    """Rows (dicts with the same keys, the first column first) as a tab-separated table; None as ``n/a``."""
+    columns = list(rows[0]) if rows else ["bids_name"]
+    lines = ["\t".join(columns)] + ["\t".join("n/a" if row.get(c) is None else str(row[c]) for c in columns)
+                                    for row in rows]
+    return atomic_write_bytes(("\n".join(lines) + "\n").encode(), path)
+
+
+def atomic_copy_folder(source, target) -> Path:
+    """Copy a folder (built beside ``target``, then renamed into place, replacing what was there)."""
+    target = Path(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        shutil.copytree(source, staging / "copy")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging / "copy", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def remove_stale_temporaries(folder) -> list[Path]:

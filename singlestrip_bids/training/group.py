@@ -15,12 +15,10 @@ them all. Outputs under ``output_dir``:
 """
 
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from singlestrip_bids.io.atomic import atomic_copy_folder, atomic_write_json, atomic_write_tsv
 from singlestrip_bids.training.qc_networks import QCNetworks, train_dice_estimator, train_qc_network
 from singlestrip_bids.training.self_training import bids_name
 from singlestrip_bids.training.sl1 import TrainingConfig
@@ -220,17 +218,16 @@ def self_training_round(run: GroupRun, bundle, one_shot: OneShot, selected, roun
 
 def write_group_outputs(run: GroupRun, bundle, rows, ranked, sources, qc: QCNetworks) -> Path:
     """``models/final``, ``models/losses.json``, the group tables, reports and figures; returns the final bundle."""
-    from singlestrip_bids.io.atomic import atomic_write_json
     from singlestrip_bids.qc.score import qc_threshold
     from singlestrip_bids.report.group import write_group_report, write_synthesis_figure
 
-    final = _copy_bundle(bundle, run.models / "final")
+    final = atomic_copy_folder(bundle, run.models / "final")
     atomic_write_json(run.losses, run.models / "losses.json")
     synthesis_png = write_synthesis_figure(sources, run.config, run.output_dir / "figures" / "group_synthesis.png",
                                            seed=run.seed)
     for suffix in sorted({_suffix(bids_name(path)) for path in [run.labeled_image, *run.unlabeled]}):
         suffix_rows = [row for row in rows if _suffix(row["bids_name"]) == suffix]
-        table = write_tsv(suffix_rows, run.output_dir / f"group_{suffix}.tsv")
+        table = atomic_write_tsv(suffix_rows, run.output_dir / f"group_{suffix}.tsv")
         suffix_ranked = [label for label in ranked if _suffix(label.bids_name) == suffix]
         write_group_report(run.output_dir, suffix, suffix_rows, suffix_ranked, run.losses, synthesis_png, table,
                            qc_threshold(qc.autoencoder),
@@ -251,17 +248,37 @@ def run_group_level(labeled_image, labeled_mask, images, output_dir, work_dir,
     qc = train_dice_estimator(run, one_shot, qc)
     bundle, rows, ranked, sources = one_shot.bundle, [], [], [one_shot.source]
     top_k = min(settings.top_k, MAX_TOP_K, len(run.unlabeled))
+    models = {}  #: "round-N" -> (bundle, its synthesis sources, its masks of the unlabeled images, scored)
     for round_number in range(1, settings.rounds + 1) if run.unlabeled else ():
         ranked = score_and_rank(run, bundle, round_number, top_k)
+        models[f"round-{round_number - 1}"] = (bundle, sources, ranked)
         round_rows = [_row(label, round_number) for label in ranked]
         rows += round_rows
         selected = [label for label in ranked if label.selected]
         bundle, sources = self_training_round(run, bundle, one_shot, selected, round_number, qc)
-        write_tsv(round_rows, bundle / "ranking.tsv")
-    if settings.rounds == 0 and run.unlabeled:  # no self-training: still score the one-shot model's masks
+        atomic_write_tsv(round_rows, bundle / "ranking.tsv")
+    if models:
+        models[f"round-{settings.rounds}"] = (bundle, sources, score_and_rank(run, bundle, settings.rounds + 1, 0))
+        bundle, sources = _choose_final(run, models)
+    elif run.unlabeled:  # no self-training: still score the one-shot model's masks
         ranked = score_and_rank(run, bundle, 0, 0)
         rows = [_row(label, 0) for label in ranked]
     return write_group_outputs(run, bundle, rows, ranked, sources, qc)
+
+
+def _choose_final(run: GroupRun, models: dict) -> tuple:
+    """The final model: the round whose masks of the unlabeled images score best on average by the run's
+    ranking score (a tie keeps the earlier round), written to ``models/selection.json``; returns its
+    ``(bundle, sources)``."""
+    from singlestrip_bids.training.self_training import best_model
+
+    name, means = best_model({key: labels for key, (_, _, labels) in models.items()}, run.settings.ranking)
+    atomic_write_json({"ranking": run.settings.ranking, "mean_scores": means, "final": name},
+                      run.models / "selection.json")
+    LOG.info("final model: %s (mean QC score of its masks of the %d unlabeled images: %s)", name,
+             len(run.unlabeled), ", ".join(f"{key} {'n/a' if value is None else f'{value:.4f}'}"
+                                           for key, value in means.items()))
+    return models[name][:2]
 
 
 def _row(label, round_number: int) -> dict:
@@ -275,26 +292,3 @@ def _row(label, round_number: int) -> dict:
 
 def _suffix(name: str) -> str:
     return name.rsplit("_", 1)[-1]
-
-
-def _copy_bundle(source: Path, target: Path) -> Path:
-    """Copy a bundle folder atomically (built beside the target, then renamed into place)."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        shutil.copytree(source, staging / "bundle")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging / "bundle", target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def write_tsv(rows, path) -> Path:
-    """Rows (dicts with the same keys, ``bids_name`` first) as a tab-separated table, written atomically."""
-    from singlestrip_bids.io.atomic import atomic_write_bytes
-
-    columns = list(rows[0]) if rows else ["bids_name"]
-    lines = ["\t".join(columns)] + ["\t".join("n/a" if row.get(c) is None else str(row[c]) for c in columns)
-                                    for row in rows]
-    return atomic_write_bytes(("\n".join(lines) + "\n").encode(), path)

@@ -77,6 +77,24 @@ def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=Fal
     return labels
 
 
+def mean_score(labels, ranking) -> float | None:
+    """The mean QC score of one model's masks of the unlabeled images: the score ``ranking`` ranks by
+    (AE-QC for ``"none"`` or a callable); None when no mask has it."""
+    key = _SCORE_OF.get(ranking, "ae_dice") if isinstance(ranking, str) else "ae_dice"
+    values = [getattr(label, key) for label in labels if getattr(label, key) is not None]
+    return float(np.mean(values)) if values else None
+
+
+def best_model(scored: dict, ranking) -> tuple[str, dict]:
+    """The model whose masks of the unlabeled images score best on average (:func:`mean_score`).
+
+    ``scored``: model name → its :class:`PseudoLabel` s, earliest model first; a tie goes to the
+    earlier one. Returns ``(name, {name: mean score or None})``.
+    """
+    means = {name: mean_score(labels, ranking) for name, labels in scored.items()}
+    return max(means, key=lambda name: -1.0 if means[name] is None else means[name]), means
+
+
 def plausible_volume(label: PseudoLabel, labeled_volume_ml: float | None) -> bool:
     """A non-empty mask within :data:`VOLUME_RATIO` of the labeled brain's volume (mL; None: any size)."""
     volume = label.brain_volume_ml
