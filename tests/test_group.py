@@ -162,7 +162,8 @@ def test_cli_group_level_with_labeled_mask_and_tta_ranking(bids, tmp_path):
     assert sum(row["selected"] == "1" for row in rows) == len(usable)  # top k capped at the usable masks
     assert all(0.0 <= float(row["tta_dice"]) <= 1.0 for row in rows)
     assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
-    assert load_bundle(out / "models" / "final").config["training"]["ranking"] == "tta"
+    assert load_bundle(out / "models" / "round-1").config["training"]["ranking"] == "tta"
+    assert json.loads((out / "models" / "selection.json").read_text())["ranking"] == "tta"  # TTA chose the final
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -89,12 +89,16 @@ def test_group_level_on_three_mice_sizes_itself_and_warm_starts(tmp_path, capsys
     assert sl1.config["sizing"]["brain_extent_mm"] == 170.0
     assert sl1.qc_ae.config["spacing_mm"] == 2.8 and sl1.qc_ae.config["augmentation"]["shift_mm"] == pytest.approx(
         28 / 3, abs=1e-3)
-    final = load_bundle(out / "models" / "final")
-    assert final.voxel_size == 2.8 and final.config["training"]["steps"] == 2
-    assert final.dice_estimator is not None and final.config["training"]["ranking"] == "estimator"
-    assert final.config["training"]["learning_rate"] == 5e-5 and sl1.config["training"]["learning_rate"] == 1e-3
+    ssl = load_bundle(out / "models" / "round-1")
+    assert ssl.voxel_size == 2.8 and ssl.config["training"]["steps"] == 2
+    assert ssl.dice_estimator is not None and ssl.config["training"]["ranking"] == "estimator"
+    assert ssl.config["training"]["learning_rate"] == 5e-5 and sl1.config["training"]["learning_rate"] == 1e-3
     assert sl1.config["training"]["final_learning_rate"] == 1e-5  # a warm start decays its rate
-    assert final.config["training"]["final_learning_rate"] is None  # self-training keeps a constant rate
+    assert ssl.config["training"]["final_learning_rate"] is None  # self-training keeps a constant rate
+    selection = json.loads((out / "models" / "selection.json").read_text())
+    assert selection["ranking"] == "estimator" and set(selection["mean_scores"]) == {"round-0", "round-1"}
+    final = load_bundle(out / "models" / "final")
+    assert final.model_id == load_bundle(out / "models" / selection["final"]).model_id
     rows = (out / "group_T2starw.tsv").read_text().splitlines()
     assert [row.split("\t")[0] for row in rows[1:]] and all("sub-01" not in row for row in rows[1:])
     assert len(rows) == 3  # header + sub-02, sub-03
