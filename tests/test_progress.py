@@ -93,6 +93,9 @@ def test_training_bar():
     progress = {"name": "U-Net", "step": 120, "steps": 500, "loss": 0.231, "rate": 1.2, "eta_s": 316.0}
     assert training_bar(progress) == f"U-Net [{'#' * 5}{'-' * 19}] 120/500  loss 0.2310  1.20 steps/s  ETA 5:16"
     assert training_bar({**progress, "step": 500}).endswith("done")
+    scoring = {"name": "pseudo-labels", "step": 3, "steps": 29, "loss": None, "rate": 1.5, "eta_s": 17.3,
+               "unit": "images/s"}
+    assert training_bar(scoring) == f"pseudo-labels [{'#' * 2}{'-' * 22}] 3/29  1.50 images/s  ETA 0:17"
 
 
 def test_a_training_phase_is_ten_lines_in_a_log_and_one_redrawn_bar_on_a_terminal():

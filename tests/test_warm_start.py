@@ -79,8 +79,12 @@ def test_group_level_on_three_mice_sizes_itself_and_warm_starts(tmp_path, capsys
     captured = capsys.readouterr()
     console = captured.err.splitlines()  # one bar line per training phase, not one line per step
     assert any(line.startswith("U-Net [") and "2/2" in line for line in console) and len(console) < 40
+    # scoring the unlabeled images is one bar on the console, each image's scores one line in the log
+    assert any(line.startswith("pseudo-labels [") and "2/2" in line for line in console)
+    assert not any("mL" in line and "estimated Dice" in line for line in console)
     log = next((out / "logs").glob("group-*.log")).read_text()
     assert "QC autoencoder step 2/2" in log and "U-Net step 2/2" in log
+    assert "sub-02_ses-1_T2starw: AE-QC" in log and "sub-03_ses-1_T2starw: AE-QC" in log
     assert f"Log: {out / 'logs' / 'group-'}" in captured.out
     sl1 = load_bundle(out / "models" / "round-0")
     assert sl1.voxel_size == 2.8 and sl1.inference["head_margin_mm"] == pytest.approx(33.6)

@@ -96,13 +96,15 @@ class ImageProgress:
 
 def training_bar(progress: dict) -> str:
     """``U-Net [######------------------] 120/500  loss 0.2310  1.20 steps/s  ETA 5:16`` from a
-    ``training.loop.ProgressHook`` record's ``progress``."""
+    ``training.loop.ProgressHook`` record's ``progress``; a phase without a loss (``loss`` None) and
+    with its own ``unit`` (e.g. images/s) shows those."""
     step, steps = progress["step"], progress["steps"]
     filled = BAR_WIDTH * step // max(steps, 1)
     bar = "#" * filled + "-" * (BAR_WIDTH - filled)
     eta = f"ETA {format_duration(progress['eta_s'])}" if step < steps else "done"
-    return (f"{progress['name']} [{bar}] {step}/{steps}  loss {progress['loss']:.4f}  "
-            f"{progress['rate']:.2f} steps/s  {eta}")
+    loss = "" if progress.get("loss") is None else f"  loss {progress['loss']:.4f}"
+    rate = f"{progress['rate']:.2f} {progress.get('unit', 'steps/s')}"
+    return f"{progress['name']} [{bar}] {step}/{steps}{loss}  {rate}  {eta}"
 
 
 class TrainingConsole(logging.Handler):

@@ -7,6 +7,7 @@ pseudo-labels, every source drawn with the same probability.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +58,8 @@ def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=Fal
     bundle = predictor.bundle
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    labels = []
-    for image in images:
+    labels, start = [], time.perf_counter()
+    for index, image in enumerate(images, 1):
         name = bids_name(image)
         mask_file = folder / f"{name}_desc-brain_mask.nii.gz"
         stripped = strip_image(image, bundle_path=bundle_path, device=device)
@@ -72,7 +73,11 @@ def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=Fal
             label.tta_dice = round(tta_agreement(predictor, conformed, seed=seed)["tta_dice"], 4)
         shown = [f"{key} {value:.3f}" for key, value in (("AE-QC", label.ae_dice), ("TTA", label.tta_dice),
                                                           ("estimated Dice", label.dice_estimate)) if value is not None]
-        LOG.info("%s: %s, %.0f mL", name, ", ".join(shown), label.brain_volume_ml)
+        rate = index / max(time.perf_counter() - start, 1e-9)
+        # as a training phase's records (loop.ProgressHook): the console draws one bar, the log keeps each line
+        progress = {"name": "pseudo-labels", "step": index, "steps": len(images), "loss": None, "rate": rate,
+                    "eta_s": (len(images) - index) / rate, "unit": "images/s"}
+        LOG.info("%s: %s, %.0f mL", name, ", ".join(shown), label.brain_volume_ml, extra={"progress": progress})
         labels.append(label)
     return labels
 
