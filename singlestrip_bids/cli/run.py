@@ -67,6 +67,11 @@ def _run(args) -> int:
     settings = settings_from_args(args)
     _check_paths(settings)
     _remove_stale_temporaries(settings.output_dir)
+    participant = settings.analysis_level == "participant" and settings.qc_masks is None
+    if participant:
+        from singlestrip_bids.workflows.execution import start_worker_server
+
+        start_worker_server(settings.plugin)  # the workers' imports, while the dataset is read
     if not settings.skip_bids_validation:
         from singlestrip_bids.io.validator import validate_bids
 
@@ -74,7 +79,7 @@ def _run(args) -> int:
         LOGGER.info("BIDS validator: no errors, %d warning(s)", len(warnings))
         for warning in warnings:
             LOGGER.debug("BIDS validator warning: %s", warning)
-    if settings.analysis_level == "participant" and settings.qc_masks is None:
+    if participant:
         from singlestrip_bids.cli.participant import run_participant, select_images
 
         # Bad images are refused at once. Nothing here draws random numbers, nor imports torch:

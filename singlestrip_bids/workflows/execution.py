@@ -19,6 +19,23 @@ WATCH_POLL_SECONDS = 1.0
 _EXCEPTION_LINE = re.compile(r"^\t*((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit)\b.*)$")
 
 
+#: what every strip worker imports, loaded once in the server that the local workers fork from
+WORKER_PRELOAD = ("torch", "nibabel", "singlestrip_bids.interfaces.strip")
+
+
+def start_worker_server(plugin: str) -> None:
+    """Start the forkserver that the local workers of ``plugin`` will fork from, with
+    :data:`WORKER_PRELOAD` imported there: it loads while this process reads and checks the dataset,
+    and no worker imports torch itself. Other plugins: nothing."""
+    if plugin not in MULTIPROCESS_PLUGINS:
+        return
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(WORKER_PRELOAD))
+    forkserver.ensure_running()
+
+
 def check_plugin(name: str) -> None:
     """UserError unless ``name`` is a Nipype execution plugin (``MultiProc``, ``SLURM``, ...)."""
     from nipype.pipeline import plugins
