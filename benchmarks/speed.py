@@ -1,7 +1,7 @@
 """Participant speed on CPU: pure inference vs the CLI (Nipype), 1 and 2 processes, and vs the peers.
 
     python benchmarks/speed.py [--subjects 10] [--data DIR] [--out DIR] [--threads N]
-                               [--peers deepbet ...] [--model BUNDLE] [--repeats N] [--timeout S]
+                               [--peers deepbet ...] [--model BUNDLE] [--repeats N] [--rounds N] [--timeout S]
 
 Builds a BIDS dataset of ``--subjects`` 1 mm T1w heads (the fs_training_t1 heads, cycled) under
 ``--out``, then measures, each in its own process(es):
@@ -10,6 +10,8 @@ Builds a BIDS dataset of ``--subjects`` 1 mm T1w heads (the fs_training_t1 heads
   two processes of one thread each, half the heads each;
 - CLI: ``singlestrip_bids bids out participant --nprocs 1`` and ``--nprocs 2 --omp-nthreads 1``
   (validation skipped; QC, figures and reports included, as users run it);
+- the pure loop and the CLI take turns ``--rounds`` times (default 3); the tables give the round of
+  median wall time and list every round's;
 - one head through ``benchmarks/worker.py`` for this app and each peer, ``--repeats`` times in turns:
   the per-volume ratio of the medians.
 
@@ -98,25 +100,26 @@ def run_parallel(commands, env) -> dict:
             "per_volume_median_s": round(float(np.median(per_volume)), 3)}
 
 
-def pure_runs(images, args) -> dict:
+def pure_runs(images, args, round_number: int = 1) -> dict:
     """Pure inference in one process (``--threads`` threads) and in two one-thread processes."""
+    folder = args.out / f"pure-{round_number}"
     base = [sys.executable, str(Path(__file__).resolve()), "--bundle", str(args.model), "--device", "cpu",
-            "--out", str(args.out / "pure")]
-    (args.out / "pure").mkdir(parents=True, exist_ok=True)
+            "--out", str(folder)]
+    folder.mkdir(parents=True, exist_ok=True)
     one = run_parallel([[*base, "--pure", *map(str, images)]], thread_env(args.threads))
     halves = [images[0::2], images[1::2]]
     two = run_parallel([[*base, "--pure", *map(str, half)] for half in halves if half], thread_env(1))
     return {"1 process": one, "2 processes": two}
 
 
-def cli_runs(root: Path, images, args) -> dict:
-    """The participant level as users run it, with --nprocs 1 and 2."""
+def cli_runs(root: Path, images, args, round_number: int = 1) -> dict:
+    """The participant level as users run it, with --nprocs 1 and 2 (fresh output and work folders)."""
     runs = {}
     for nprocs, threads in ((1, args.threads), (2, 1)):
-        out = args.out / f"derivatives-nprocs{nprocs}"
+        out = args.out / f"derivatives-nprocs{nprocs}-{round_number}"
         command = [sys.executable, "-m", "singlestrip_bids", str(root), str(out), "participant",
-                   "--nprocs", str(nprocs), "--omp-nthreads", str(threads), "--device", "cpu",
-                   "--skip-bids-validation", "-w", str(args.out / f"work-nprocs{nprocs}"), "--model", str(args.model)]
+                   "--nprocs", str(nprocs), "--omp-nthreads", str(threads), "--device", "cpu", "--skip-bids-validation",
+                   "-w", str(args.out / f"work-nprocs{nprocs}-{round_number}"), "--model", str(args.model)]
         measured = run_measured(command, env=thread_env(threads))
         if measured.returncode != 0:
             raise SystemExit(f"error: the CLI failed: {measured.stderr.strip().splitlines()[-1:]}")
@@ -125,6 +128,17 @@ def cli_runs(root: Path, images, args) -> dict:
                                       "per_volume_s": round(measured.wall_s / len(images), 3),
                                       "steps_s": step_breakdown(out)}
     return runs
+
+
+def median_round(rounds: list) -> dict:
+    """Of several rounds' ``{run: values}``, per run the values of the round with the median wall time,
+    with every round's wall time under ``wall_s_rounds``."""
+    merged = {}
+    for name in rounds[0]:
+        ordered = sorted((values[name] for values in rounds), key=lambda values: values["wall_s"])
+        merged[name] = {**ordered[(len(ordered) - 1) // 2],
+                        "wall_s_rounds": [values[name]["wall_s"] for values in rounds]}
+    return merged
 
 
 def step_breakdown(derivatives: Path) -> dict:
@@ -211,9 +225,11 @@ def report(result) -> str:
         for (name, values), pure_values in zip(cli.items(), pure.values()):
             rows.append({"run": f"CLI {name}", **values,
                          "overhead": f"{values['wall_s'] / pure_values['wall_s'] - 1:+.0%}"})
-        parts += [f"{result['subjects']} heads of 1 mm", format_table(
-            rows, ["run", "wall_s", "per_volume_median_s", "per_volume_s", "peak_rss_mb", "overhead"],
-            {"wall_s": "wall s", "per_volume_median_s": "s/volume (median call)",
+        for row in rows:
+            row["rounds"] = " ".join(f"{wall:.1f}" for wall in row.get("wall_s_rounds", []))
+        parts += [f"{result['subjects']} heads of 1 mm (median round)", format_table(
+            rows, ["run", "wall_s", "rounds", "per_volume_median_s", "per_volume_s", "peak_rss_mb", "overhead"],
+            {"wall_s": "wall s", "rounds": "wall s, every round", "per_volume_median_s": "s/volume (median call)",
              "per_volume_s": "s/volume (wall/n)", "peak_rss_mb": "peak MB", "overhead": "vs pure"})]
     for name, values in cli.items():
         if values.get("steps_s"):
@@ -250,6 +266,8 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="runs of each method on the one head (median)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per peer run")
     parser.add_argument("--skip-participant", action="store_true", help="only time one head per method")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the pure loop and the CLI, taking turns (the tables give the median round)")
     parser.add_argument("--pure", nargs="+", type=Path, help=argparse.SUPPRESS)  # internal: a measured child
     parser.add_argument("--bundle", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
@@ -282,10 +300,13 @@ def main(argv=None) -> int:
           flush=True)
     result["methods"] = per_volume_methods(images[0], args)
     if not args.skip_participant:
-        print(f"pure inference over {len(images)} heads, 1 and 2 processes", flush=True)
-        result["pure"] = pure_runs(images, args)
-        print("participant CLI, --nprocs 1 and 2", flush=True)
-        result["cli"] = cli_runs(root, images, args)
+        pure, cli = [], []
+        for round_number in range(1, args.rounds + 1):  # taking turns, so that a slower spell weighs on both
+            print(f"round {round_number}/{args.rounds}: pure inference over {len(images)} heads in 1 and 2 "
+                  "processes, then the participant CLI with --nprocs 1 and 2", flush=True)
+            pure.append(pure_runs(images, args, round_number))
+            cli.append(cli_runs(root, images, args, round_number))
+        result["pure"], result["cli"] = median_round(pure), median_round(cli)
     result["targets"] = verdicts(result["pure"], result["cli"], result["methods"])
     atomic_write_json(result, args.out / "speed.json")
     print()

@@ -345,3 +345,12 @@ def test_speed_breakdown_averages_the_steps_of_the_qc_files(tmp_path):
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({"provenance": {"timings_s": timings}}))
     assert speed.step_breakdown(tmp_path) == {"conform": 2.0, "predict": 3.0, "qc": 0.25}
+
+
+def test_speed_takes_per_run_the_round_of_median_wall_time():
+    import speed
+
+    rounds = [{"2 processes": {"wall_s": wall, "peak_rss_mb": peak}} for wall, peak in ((12.0, 1.0), (10.0, 2.0),
+                                                                                       (11.0, 3.0))]
+    assert speed.median_round(rounds) == {"2 processes": {"wall_s": 11.0, "peak_rss_mb": 3.0,
+                                                          "wall_s_rounds": [12.0, 10.0, 11.0]}}
