@@ -6,7 +6,8 @@
 them all. Outputs under ``output_dir``:
 
 - ``models/round-0/`` (SL-1), ``models/round-N/`` (self-training round N) and ``models/final/`` (a copy
-  of the last round, which the participant level picks up): model bundles with the QC autoencoder
+  of the round whose masks of the unlabeled images score best on average, named in
+  ``models/selection.json``; the participant level picks it up): model bundles with the QC autoencoder
   and the Dice estimator;
   each self-training round also holds ``ranking.tsv`` (its pseudo-labels, best first);
 - ``models/losses.json``: the training losses of the autoencoder, SL-1 and every round;
