@@ -27,20 +27,6 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
-def show_training_progress() -> None:
-    """The app's training progress on stderr, as the group level's console shows it (one line per tenth
-    of a phase in a log file, one bar on a terminal)."""
-    import logging
-
-    from singlestrip_bids.cli.progress import TrainingConsole
-
-    logger = logging.getLogger("singlestrip_bids")
-    handler = TrainingConsole(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-
-
 def thread_env(threads: int, base=None) -> dict:
     """Environment limiting BLAS/OpenMP/torch/numba threads to ``threads``."""
     env = dict(os.environ if base is None else base)

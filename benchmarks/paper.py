@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from cases import DEFAULT_DATA, load_reference
 from folds import DATASETS, make_folds, test_set
-from measure import machine_description, show_training_progress, stop_on_sigterm
+from measure import machine_description, stop_on_sigterm
 from paper_tables import MODELS, PEERS, QC_CHOSEN, per_fold_table, summary_tables
 
 HERE = Path(__file__).resolve().parent
@@ -274,11 +274,12 @@ def peer_rows(results_files, fold, dataset: str) -> list:
 def main(argv=None) -> int:
     import torch
 
+    from singlestrip_bids.cli.progress import set_console_logging
     from singlestrip_bids.io.atomic import atomic_write_json
 
     args = parse_args(argv)
     stop_on_sigterm()
-    show_training_progress()
+    set_console_logging()  # each training phase's progress on stderr, as the group level shows it
     torch.manual_seed(args.seed)
     folds = make_folds(args.dataset, args.data, args.folds, args.only)
     if not folds:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from cases import DEFAULT_DATA
 from folds import make_folds
-from measure import machine_description, show_training_progress, stop_on_sigterm
+from measure import machine_description, stop_on_sigterm
 from paper import Scorer, evaluate, linked_inputs, progress
 
 HERE = Path(__file__).resolve().parent
@@ -121,11 +121,12 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    from singlestrip_bids.cli.progress import set_console_logging
     from singlestrip_bids.io.atomic import atomic_write_json
 
     args = parse_args(argv)
     stop_on_sigterm()
-    show_training_progress()
+    set_console_logging()  # each training phase's progress on stderr, as the group level shows it
     folds = make_folds("mouse", args.data, max(args.fold))
     if len(folds) < max(args.fold):
         print(f"error: no mouse folds under {args.data}", file=sys.stderr)

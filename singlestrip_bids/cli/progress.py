@@ -145,3 +145,14 @@ class TrainingConsole(logging.Handler):
         if self.bar_open:
             self.stream.write("\r\033[K")
             self.bar_open = False
+
+
+def set_console_logging(verbose: int = 0) -> None:
+    """The app's logger on the console: INFO by default, DEBUG from ``-v`` on (Nipype's own loggers keep
+    their handlers); training progress as one bar per phase (:class:`TrainingConsole`), every record
+    with ``-v``. The benchmarks show their trainings this way too."""
+    logger = logging.getLogger("singlestrip_bids")
+    handler = logging.StreamHandler() if verbose else TrainingConsole()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s", "%H:%M:%S"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)

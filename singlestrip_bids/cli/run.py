@@ -11,6 +11,7 @@ import signal
 import sys
 
 from singlestrip_bids.cli.parser import _build_parser
+from singlestrip_bids.cli.progress import set_console_logging
 from singlestrip_bids.errors import UserError
 from singlestrip_bids.io.lock import hold_work_dir
 from singlestrip_bids.seeding import seed_everything
@@ -23,7 +24,7 @@ def main(argv=None) -> int:
     args = _build_parser().parse_args(argv)
     # Ctrl-C must stop the run even when a parent started it with SIGINT ignored (which Python then keeps).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    _set_logging(args.verbose)
+    set_console_logging(args.verbose)
     try:
         return _run(args)
     except UserError as exc:
@@ -48,17 +49,6 @@ def _describe_environment_error(exc) -> str:
         return "out of memory: give the run more memory, or fewer --nprocs"
     where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
     return f"{exc.strerror or exc}{where} (run with -v for the traceback)"
-
-
-def _set_logging(verbose: int) -> None:
-    """INFO for this app by default, DEBUG from ``-v`` on (Nipype's own loggers keep their handlers);
-    training progress as one bar per phase (``cli.progress.TrainingConsole``), every record with ``-v``."""
-    from singlestrip_bids.cli.progress import TrainingConsole
-
-    handler = logging.StreamHandler() if verbose else TrainingConsole()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s", "%H:%M:%S"))
-    LOGGER.handlers[:] = [handler]
-    LOGGER.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def _run(args) -> int:

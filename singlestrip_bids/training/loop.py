@@ -22,11 +22,19 @@ class Hook:
         pass
 
 
+def progress_record(name: str, step: int, steps: int, rate: float, *, loss: float | None = None,
+                    unit: str = "steps/s") -> dict:
+    """The ``progress`` of a log record that the console draws as a bar (``cli.progress.TrainingConsole``):
+    ``rate`` in ``unit`` (steps or images per second), the time left in seconds as ``eta_s``."""
+    return {"name": name, "step": step, "steps": steps, "loss": loss, "rate": rate, "eta_s": (steps - step) / rate,
+            "unit": unit}
+
+
 class ProgressHook(Hook):
     """Log step count, mean loss, steps/s and the time left every ``every`` steps.
 
-    Each record carries ``progress`` = ``{"name", "step", "steps", "loss", "rate", "eta_s"}`` (the
-    console draws a bar from it: ``cli.progress.TrainingConsole``); ``name`` names the network.
+    Each record carries ``progress`` (:func:`progress_record`; the console draws a bar from it:
+    ``cli.progress.TrainingConsole``); ``name`` names the network.
     """
 
     def __init__(self, every: int = 10, name: str = "training"):
@@ -36,10 +44,9 @@ class ProgressHook(Hook):
         self.losses.append(loss)
         if step % self.every == 0 or step == trainer.steps:
             rate = len(self.losses) / max(time.perf_counter() - self.start, 1e-9)
-            left = (trainer.steps - step) / rate
             mean = float(np.mean(self.losses))
-            progress = {"name": self.name, "step": step, "steps": trainer.steps, "loss": mean, "rate": rate,
-                        "eta_s": left}
+            progress = progress_record(self.name, step, trainer.steps, rate, loss=mean)
+            left = progress["eta_s"]
             LOG.info("%s step %d/%d  loss %.4f  %.2f steps/s  ETA %d:%02d", self.name, step, trainer.steps,
                      mean, rate, left // 60, left % 60, extra={"progress": progress})
             self.losses, self.start = [], time.perf_counter()

@@ -53,6 +53,7 @@ def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=Fal
     from singlestrip_bids.io.atomic import atomic_write_nifti
     from singlestrip_bids.qc.score import score_mask
     from singlestrip_bids.qc.tta import tta_agreement
+    from singlestrip_bids.training.loop import progress_record
 
     predictor = get_predictor(bundle_path, device)
     bundle = predictor.bundle
@@ -73,10 +74,9 @@ def predict_pseudo_labels(images, bundle_path, folder, *, device="auto", tta=Fal
             label.tta_dice = round(tta_agreement(predictor, conformed, seed=seed)["tta_dice"], 4)
         shown = [f"{key} {value:.3f}" for key, value in (("AE-QC", label.ae_dice), ("TTA", label.tta_dice),
                                                           ("estimated Dice", label.dice_estimate)) if value is not None]
-        rate = index / max(time.perf_counter() - start, 1e-9)
-        # as a training phase's records (loop.ProgressHook): the console draws one bar, the log keeps each line
-        progress = {"name": "pseudo-labels", "step": index, "steps": len(images), "loss": None, "rate": rate,
-                    "eta_s": (len(images) - index) / rate, "unit": "images/s"}
+        # as a training phase's records: the console draws one bar, the log keeps each line
+        progress = progress_record("pseudo-labels", index, len(images),
+                                   index / max(time.perf_counter() - start, 1e-9), unit="images/s")
         LOG.info("%s: %s, %.0f mL", name, ", ".join(shown), label.brain_volume_ml, extra={"progress": progress})
         labels.append(label)
     return labels
