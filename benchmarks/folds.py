@@ -65,6 +65,8 @@ def _mouse_folds(data_dir, n_folds: int = MOUSE_FOLDS) -> list:
     extra = [Case(f"mouse_epi_sidneyp/{path.parts[-4]}/{path.parts[-3]}", "mouse_epi_sidneyp", "T2starw", path, None)
              for path in mouse_unlabeled(data_dir)]
     animals = sorted({animal(case.name) for case in cases})
+    if len(animals) < n_folds:  # the dataset is absent (or too small): main() says so
+        return []
     folds = []
     for number in range(n_folds):
         held_out = set(animals[number::n_folds])

@@ -174,3 +174,29 @@ def test_a_filter_key_for_no_suffix_of_the_run_is_warned(dataset, tmp_path, capl
         images = select_images(settings)
     assert [image.name for image in images] == ["sub-mrtrix_T1w.nii.gz"]
     assert "key 't1W_typo' is not a suffix of this run (--suffix T1w); it is ignored" in caplog.text
+
+
+def test_of_several_bad_images_read_in_parallel_the_first_in_order_is_named(tmp_path):
+    """The images are read by several threads; the error is still the first bad image of the list."""
+    import nibabel as nib
+    import numpy as np
+    from helpers_bids import make_bids_dataset
+
+    from singlestrip_bids.cli.participant import select_images
+    from singlestrip_bids.cli.settings import RunSettings
+    from singlestrip_bids.errors import UserError
+
+    bids_dir = make_bids_dataset(tmp_path / "ds", subjects=("mrtrix", "colin", "pcasl"))
+    colin = bids_dir / "sub-colin" / "anat" / "sub-colin_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((32, 32, 32), 7.0, np.float32), np.eye(4)), colin)
+    pcasl = next((bids_dir / "sub-pcasl").rglob("*_bold.nii.gz"))
+    pcasl.write_bytes(pcasl.read_bytes()[: pcasl.stat().st_size // 3])  # truncated: found sooner than the constant
+    settings = RunSettings(bids_dir=bids_dir, output_dir=tmp_path / "out", analysis_level="participant",
+                           suffix=["T1w", "bold"], nprocs=3)
+    for _ in range(3):
+        with pytest.raises(UserError, match="sub-colin_T1w.nii.gz: no anatomy to strip"):
+            select_images(settings)
+    colin.unlink()
+    shutil.copyfile(DATA_DIR / "colin27_ch2/ch2.nii.gz", colin)
+    with pytest.raises(UserError, match="sub-pcasl_task-rest_bold.nii.gz: truncated or corrupt"):
+        select_images(settings)

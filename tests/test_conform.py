@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from helpers_bids import DATA_DIR
 
-from singlestrip_bids.io.conform import conform, conform_mask, reference_volume, unconform
+from singlestrip_bids.io.conform import conform, conform_mask, reference_volume, unconform, unconform_box
 from singlestrip_bids.metrics import dice
 
 pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data is absent")
@@ -71,24 +71,27 @@ def test_4d_reference_volume_is_the_mean_and_non_finite_voxels_become_zero():
 
 
 @pytest.mark.parametrize("image, mask", MASKED[:3])
-def test_unconform_with_a_floor_is_exact_above_it(image, mask):
+def test_unconform_box_is_exact_above_the_floor_and_holds_every_such_voxel(image, mask):
     ref = nib.load(DATA_DIR / mask)
     conformed = conform(ref, voxel_size=3.0, multiple=16)
     args = (conformed.data, conformed.affine, ref.shape[:3], ref.affine)
-    full, boxed = unconform(*args), unconform(*args, floor=0.5)
-    assert boxed.shape == full.shape
+    full = unconform(*args)
+    box, values = unconform_box(*args, floor=0.5)
+    boxed = np.zeros(full.shape, np.float32)
+    boxed[box] = values
     assert np.array_equal(boxed >= 0.5, full >= 0.5)
     assert np.allclose(boxed[full >= 0.5], full[full >= 0.5])
-    assert np.count_nonzero(boxed) <= np.count_nonzero(full)
+    grown, _ = unconform_box(*args, floor=0.5, margin=(2, 3, 4))
+    assert grown == tuple(slice(max(part.start - grow, 0), min(part.stop + grow, size))
+                          for part, grow, size in zip(box, (2, 3, 4), ref.shape))
     if "fs_training" in image:  # a 256 mm field of view: the box leaves the low values around the head out
-        assert np.count_nonzero(boxed) < np.count_nonzero(full)
+        assert np.prod([part.stop - part.start for part in box]) < full.size / 2
 
 
-def test_unconform_with_a_floor_nothing_reaches_gives_zeros():
+def test_unconform_box_of_a_volume_that_never_reaches_the_floor_is_none():
     ref = nib.load(DATA_DIR / MASKED[0][1])
     conformed = conform(ref, voxel_size=3.0, multiple=16)
-    back = unconform(conformed.data * 0.1, conformed.affine, ref.shape[:3], ref.affine, floor=0.5)
-    assert back.shape == ref.shape[:3] and not back.any()
+    assert unconform_box(conformed.data * 0.1, conformed.affine, ref.shape[:3], ref.affine, floor=0.5) == (None, None)
 
 
 @pytest.mark.parametrize("image, mask", MASKED)

@@ -129,6 +129,27 @@ def test_nonfinite_voxels_inside_the_mask_are_zero_in_the_brain_image():
     np.testing.assert_allclose(brain[inside], data[inside], rtol=1e-5)
 
 
+@pytest.mark.parametrize("border_mm", [0.0, 8.0, -2.0])
+def test_postprocess_in_the_box_equals_the_whole_grid(border_mm):
+    """Post-processing only the box where P(brain) can reach the threshold gives the whole array's mask;
+    mask and brain come out Fortran-ordered, as NIfTI stores them."""
+    from singlestrip_bids.inference.postprocess import postprocess_probability
+    from singlestrip_bids.io.conform import unconform
+
+    img = load_image(DATA_DIR / "fs_training_t1/sub-02/T1.mgz")  # 256 mm field of view around the head
+    working, _ = conform_step(img, voxel_size=3.0, multiple=16)
+    reference = nib.load(DATA_DIR / "fs_training_t1/sub-02/brainmask_bin.nii.gz")
+    prob = conform_step(reference, voxel_size=3.0, multiple=16)[0].data  # a smooth P(brain)
+    prob[10:14, 10:14, 10:14] = 1.0  # an island the largest component drops
+    mask, brain, stats = postprocess_step(img, prob, working.affine, border_mm=border_mm, threshold=0.5)
+    full = unconform(prob, working.affine, img.shape, img.affine)
+    expected, removed = postprocess_probability(full, (1.0, 1.0, 1.0), threshold=0.5, border_mm=border_mm)
+    assert np.array_equal(mask, expected) and stats["n_components_removed"] == removed == 1
+    data = np.asanyarray(img.dataobj)
+    assert np.array_equal(brain, np.where(expected.astype(bool), data, 0)) and brain.dtype == data.dtype
+    assert mask.flags.f_contiguous and brain.flags.f_contiguous
+
+
 def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, bundle_path):
     empty = tmp_path / "sub-01_T1w.nii.gz"
     empty.write_bytes(b"")

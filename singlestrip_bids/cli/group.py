@@ -63,9 +63,9 @@ def run_group(settings) -> int:
                 len(images))
     threads = settings.omp_nthreads or settings.nprocs
     if threads:
-        import torch
+        from singlestrip_bids.model.device import set_thread_count
 
-        torch.set_num_threads(threads)
+        set_thread_count(threads)
     run_id = new_run_id("group")
     write_run_config(settings.output_dir, run_id,
                      {**settings.to_dict(), "labeled_image": labeled_image, "labeled_mask": labeled_mask})

@@ -11,8 +11,11 @@ def select_images(settings) -> list[Path]:
     """The images selected by ``settings`` (parsed and checked by ``cli.run``), each read once.
 
     Reading them all before anything is written makes a bad image stop the run with a one-line
-    ``UserError`` and an untouched output folder.
+    ``UserError`` (the first bad one in the list's order) and an untouched output folder. They are
+    read by ``--nprocs`` threads: decompressing and checking release the GIL.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from singlestrip_bids.io.bids import collect_images, unused_filter_keys
     from singlestrip_bids.io.nifti import check_image_content, load_image
 
@@ -22,8 +25,9 @@ def select_images(settings) -> list[Path]:
                        key, " ".join(settings.suffix))
     images = collect_images(settings.bids_dir, participant_labels=settings.participant_label,
                             session_labels=settings.session_label, suffixes=settings.suffix, bids_filters=filters)
-    for image in images:
-        check_image_content(image, load_image(image))
+    with ThreadPoolExecutor(max_workers=settings.nprocs or os.cpu_count() or 1) as pool:
+        for _ in pool.map(lambda image: check_image_content(image, load_image(image)), images):
+            pass
     return images
 
 

@@ -57,6 +57,12 @@ def box_around(mask: np.ndarray, margins) -> tuple[slice, ...]:
     return tuple(box)
 
 
+def border_margins(voxel_sizes, border_mm: float) -> list[int]:
+    """Voxels of background per axis that a mask grown by ``border_mm`` needs around it (one more
+    than the growth, so that hole filling sees the background around the mask)."""
+    return [int(np.ceil(max(border_mm, 0.0) / size)) + 1 for size in voxel_sizes]
+
+
 def postprocess_probability(prob, voxel_sizes, *, threshold=MASK_THRESHOLD,
                             border_mm=0.0) -> tuple[np.ndarray, int]:
     """Threshold P(brain), keep the largest 26-connected component, fill holes, apply the border.
@@ -71,7 +77,6 @@ def postprocess_probability(prob, voxel_sizes, *, threshold=MASK_THRESHOLD,
         return result, removed
     # Work in the mask's bounding box with a background margin wide enough for the border:
     # hole filling and distance transforms then give the same result as on the whole array.
-    margins = [int(np.ceil(max(border_mm, 0.0) / size)) + 1 for size in voxel_sizes]
-    box = box_around(mask, margins)
+    box = box_around(mask, border_margins(voxel_sizes, border_mm))
     result[box] = apply_border(fill_holes(mask[box]), voxel_sizes, border_mm)
     return result, removed

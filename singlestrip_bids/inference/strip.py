@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import nibabel as nib
 import numpy as np
 
-from singlestrip_bids.inference.postprocess import postprocess_probability
+from singlestrip_bids.inference.postprocess import border_margins, postprocess_probability
 from singlestrip_bids.io.atomic import atomic_write_nifti
-from singlestrip_bids.io.conform import Conformed, conform, unconform
+from singlestrip_bids.io.conform import Conformed, conform, unconform_box
 from singlestrip_bids.io.nifti import load_image, mask_volume_ml, nifti_like, voxel_sizes_mm
 from singlestrip_bids.model.bundle import MASK_THRESHOLD
 
@@ -68,15 +68,21 @@ def postprocess_step(img, prob, prob_affine, *, border_mm=0.0, threshold=MASK_TH
     Returns ``(mask, brain, {"brain_volume_ml", "n_components_removed", "seconds"})``.
     """
     start = time.perf_counter()
-    prob = unconform(prob, prob_affine, tuple(img.shape[:3]), img.affine, floor=threshold)
-    mask, removed = postprocess_probability(prob, voxel_sizes_mm(img.affine), threshold=threshold,
-                                            border_mm=border_mm)
-    mask = mask.astype(np.uint8)
+    shape, sizes = tuple(img.shape[:3]), voxel_sizes_mm(img.affine)
+    # Everything outside the box where P(brain) can reach the threshold is background: post-process
+    # the box only. Outputs are Fortran-ordered, as NIfTI stores them, which makes writing them fast.
+    box, prob = unconform_box(prob, prob_affine, shape, img.affine, threshold, border_margins(sizes, border_mm))
+    mask = np.zeros(shape, np.uint8, order="F")
     data = np.asanyarray(img.dataobj)
-    if np.issubdtype(data.dtype, np.floating):
-        data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
-    inside = mask.astype(bool) if data.ndim == 3 else mask.astype(bool)[..., None]
-    brain = np.where(inside, data, np.zeros((), data.dtype))  # NaN outside the mask becomes 0 too
+    brain = np.zeros(data.shape, data.dtype, order="F")
+    removed = 0
+    if box is not None:
+        mask[box], removed = postprocess_probability(prob, sizes, threshold=threshold, border_mm=border_mm)
+        inside = mask[box].astype(bool)
+        values = data[box]
+        if np.issubdtype(values.dtype, np.floating):
+            values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        brain[box] = np.where(inside if values.ndim == 3 else inside[..., None], values, np.zeros((), data.dtype))
     return mask, brain, {
         "brain_volume_ml": mask_volume_ml(mask, img.affine),
         "n_components_removed": removed,

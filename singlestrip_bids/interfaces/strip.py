@@ -11,7 +11,7 @@ class _StripInputSpec(BaseInterfaceInputSpec):
     model_id = traits.Str(mandatory=True, desc="the bundle's model id: new weights invalidate cached results")
     device = traits.Enum("auto", "cpu", "cuda", usedefault=True, desc="torch device")
     precision = traits.Enum("auto", "fp32", "bf16", usedefault=True, desc="forward-pass precision")
-    num_threads = traits.Int(1, usedefault=True, desc="torch CPU threads")
+    num_threads = traits.Int(1, usedefault=True, desc="CPU threads (torch, BLAS, OpenMP)")
     border_mm = traits.Float(0.0, usedefault=True, desc="grow (> 0) or shrink (< 0) the mask (mm)")
 
 
@@ -33,14 +33,13 @@ class StripImage(SimpleInterface):
     def _run_interface(self, runtime):
         import time
 
-        import torch
-
         from singlestrip_bids.inference.predict import get_predictor
         from singlestrip_bids.inference.strip import strip_image
         from singlestrip_bids.io.atomic import atomic_write_nifti
+        from singlestrip_bids.model.device import set_thread_count
         from singlestrip_bids.report.figures import canonical_arrays, write_mask_figure
 
-        torch.set_num_threads(self.inputs.num_threads)
+        set_thread_count(self.inputs.num_threads)
         inputs, cwd = self.inputs, Path(runtime.cwd)
         stripped = strip_image(inputs.in_file, bundle_path=inputs.bundle_path, device=inputs.device,
                                border_mm=inputs.border_mm, precision=inputs.precision)

@@ -2,14 +2,15 @@
 
 The working grid is RAS-aligned, isotropic at ``voxel_size`` mm, covers the whole field of view of
 the input and has every size padded to a multiple of ``multiple`` voxels (what the U-Net's pooling
-needs). Resampling is a single trilinear interpolation each way, so a mask predicted on the working
-grid comes back on the input's exact voxel grid.
+needs). Resampling is a single trilinear interpolation each way (``io.resample``), so a mask
+predicted on the working grid comes back on the input's exact voxel grid.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+
+from singlestrip_bids.io.resample import resample
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,10 @@ def reference_volume(img) -> np.ndarray:
 
     Non-finite voxels (NaN, ±Inf) are set to 0 so that they fall outside the brain.
     """
-    data = np.asanyarray(img.dataobj, dtype=np.float32)
+    raw = np.asanyarray(img.dataobj)
+    if raw.ndim == 3 and not np.issubdtype(raw.dtype, np.floating):
+        return raw.astype(np.float32)  # integers are finite
+    data = np.asarray(raw, dtype=np.float32)
     if data.ndim == 4:
         finite = np.where(np.isfinite(data), data, 0.0)
         data = finite.mean(axis=3, dtype=np.float32)
@@ -53,25 +57,12 @@ def working_grid(native_shape, native_affine, voxel_size: float, multiple: int):
     return shape, affine
 
 
-def _resample(volume, source_affine, target_shape, target_affine, order: int) -> np.ndarray:
-    """Resample ``volume`` (on ``source_affine``) onto the target grid; outside → 0."""
-    index_map = np.linalg.inv(source_affine) @ target_affine
-    return ndimage.affine_transform(
-        np.asarray(volume, dtype=np.float32), index_map[:3, :3], offset=index_map[:3, 3],
-        output_shape=tuple(target_shape), order=order, mode="constant", cval=0.0,
-        prefilter=False,
-    )
-
-
 def conform(img, voxel_size: float = 2.0, multiple: int = 16) -> Conformed:
     """Resample a 3D or 4D nibabel image to the working grid (intensities not normalised)."""
     volume = reference_volume(img)
     native_affine = np.asarray(img.affine, dtype=float)
     shape, affine = working_grid(volume.shape, native_affine, voxel_size, multiple)
-    sigma = _antialias_sigma(native_affine, voxel_size)
-    if sigma.any():
-        volume = ndimage.gaussian_filter(volume, sigma)
-    data = _resample(volume, native_affine, shape, affine, order=1)
+    data = resample(volume, native_affine, shape, affine, sigma=_antialias_sigma(native_affine, voxel_size))
     return Conformed(data, affine)
 
 
@@ -88,7 +79,9 @@ def conform_mask(mask_img, voxel_size: float, multiple: int) -> np.ndarray:
     kernel and of the interpolation, so that everything outside it is 0 as on the whole grid: the
     same mask, several times faster for a brain in a large field of view.
     """
-    volume = reference_volume(mask_img)
+    raw = np.asanyarray(mask_img.dataobj)
+    # An integer 3D mask is finite: it is converted to float in the box only.
+    volume = raw if raw.ndim == 3 and not np.issubdtype(raw.dtype, np.floating) else reference_volume(mask_img)
     native_affine = np.asarray(mask_img.affine, dtype=float)
     shape, affine = working_grid(volume.shape, native_affine, voxel_size, multiple)
     present = [np.flatnonzero(volume.any(axis=tuple(other for other in range(3) if other != axis)))
@@ -100,11 +93,9 @@ def conform_mask(mask_img, voxel_size: float, multiple: int) -> np.ndarray:
     start = np.maximum([indices[0] for indices in present] - margin, 0)
     stop = np.minimum([indices[-1] + 1 for indices in present] + margin, volume.shape)
     box = volume[tuple(slice(a, b) for a, b in zip(start, stop))]
-    if sigma.any():
-        box = ndimage.gaussian_filter(box, sigma)
     box_affine = native_affine.copy()
     box_affine[:3, 3] += native_affine[:3, :3] @ start
-    return _resample(box, box_affine, shape, affine, order=1) >= 0.5
+    return resample(box, box_affine, shape, affine, sigma=sigma) >= 0.5
 
 
 def _native_box(volume, affine, native_shape, native_affine, floor: float) -> tuple[slice, ...] | None:
@@ -126,21 +117,22 @@ def _native_box(volume, affine, native_shape, native_affine, floor: float) -> tu
     return tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
 
 
-def unconform(volume, affine, native_shape, native_affine, order: int = 1,
-              floor: float | None = None) -> np.ndarray:
-    """Resample a working-grid volume back to the native grid; returns float32 ``native_shape``.
+def unconform(volume, affine, native_shape, native_affine, order: int = 1) -> np.ndarray:
+    """Resample a working-grid volume back to the native grid; returns float32 ``native_shape``."""
+    return resample(volume, affine, native_shape, native_affine, order=order)
 
-    With ``floor`` (trilinear only), only the native box where values can reach ``floor`` is
-    resampled and the rest is 0: exact for every value ``>= floor``, and several times faster for a
-    brain inside a large field of view.
+
+def unconform_box(volume, affine, native_shape, native_affine, floor: float, margin=(0, 0, 0)):
+    """Trilinear :func:`unconform` of only the native box where values can reach ``floor``, grown by
+    ``margin`` native voxels per axis (within the volume): ``(box, float32 values there)``, every value
+    ``>= floor`` exactly as the whole resample gives it and 0 beyond the box; ``(None, None)`` when no
+    working voxel reaches ``floor``. Several times faster for a brain inside a large field of view.
     """
-    if floor is None or order != 1:
-        return _resample(volume, affine, native_shape, native_affine, order=order)
-    result = np.zeros(tuple(native_shape), np.float32)
     box = _native_box(volume, affine, native_shape, native_affine, floor)
-    if box is not None:
-        shift = np.eye(4)
-        shift[:3, 3] = [part.start for part in box]
-        result[box] = _resample(volume, affine, [part.stop - part.start for part in box],
-                                native_affine @ shift, order=1)
-    return result
+    if box is None:
+        return None, None
+    box = tuple(slice(max(part.start - grow, 0), min(part.stop + grow, size))
+                for part, grow, size in zip(box, margin, native_shape))
+    shift = np.eye(4)
+    shift[:3, 3] = [part.start for part in box]
+    return box, resample(volume, affine, [part.stop - part.start for part in box], native_affine @ shift)

@@ -53,3 +53,16 @@ def autocast_dtype(device, precision: str = "auto"):
     if precision == "bf16" or device.type == "cuda" or cpu_has_bf16():
         return torch.bfloat16
     return None
+
+
+def set_thread_count(count: int) -> None:
+    """Compute with ``count`` threads: torch's, and the BLAS and OpenMP pools numpy and scipy use.
+
+    Each worker of a multiprocess run gets its share of the cores; otherwise every worker's BLAS
+    (the resampling's matrix products) would start one thread per core and the workers would fight.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(count)
+    threadpool_limits(limits=count)

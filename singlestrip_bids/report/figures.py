@@ -32,8 +32,9 @@ def encode_png(rgb: np.ndarray) -> bytes:
 def canonical_arrays(img, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Image (4D → mean over time, NaN → 0) and mask reordered to the closest RAS axes.
 
-    Returns ``(image (X, Y, Z) float32, mask (X, Y, Z) bool, voxel sizes mm)`` as
-    ``write_mask_figure`` expects them.
+    Returns ``(image (X, Y, Z), mask (X, Y, Z), voxel sizes mm)`` as ``write_mask_figure`` expects
+    them: views of the arrays where possible (an integer 3D image is not copied), non-zero mask
+    voxels being inside.
     """
     import nibabel as nib
 
@@ -41,15 +42,17 @@ def canonical_arrays(img, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     from singlestrip_bids.io.nifti import voxel_sizes_mm
 
     transform = nib.orientations.io_orientation(img.affine)
-    image = nib.orientations.apply_orientation(reference_volume(img), transform)
+    raw = np.asanyarray(img.dataobj)
+    volume = raw if raw.ndim == 3 and not np.issubdtype(raw.dtype, np.floating) else reference_volume(img)
+    image = nib.orientations.apply_orientation(volume, transform)
     mask = nib.orientations.apply_orientation(np.asarray(mask), transform)
     sizes = voxel_sizes_mm(img.affine)[transform[:, 0].astype(int)]
-    return image, mask.astype(bool), sizes
+    return image, mask, sizes
 
 
 def _window(image: np.ndarray) -> tuple[float, float]:
     """Display window: 0.5th–99.5th percentiles of the non-zero voxels (every 2nd voxel per axis)."""
-    values = image[::2, ::2, ::2]
+    values = np.asarray(image[::2, ::2, ::2], dtype=np.float32)
     values = values[values != 0]
     if values.size == 0:
         return 0.0, 1.0
@@ -68,7 +71,7 @@ def _panel(grey2d: np.ndarray, mask2d: np.ndarray, sizes_mm, pixel_mm: float) ->
     rows = np.minimum((np.arange(shape[0]) + 0.5) * pixel_mm / sizes_mm[0], grey2d.shape[0] - 1).astype(int)
     cols = np.minimum((np.arange(shape[1]) + 0.5) * pixel_mm / sizes_mm[1], grey2d.shape[1] - 1).astype(int)
     grey = grey2d[np.ix_(rows, cols)]
-    inside = mask2d[np.ix_(rows, cols)]
+    inside = mask2d[np.ix_(rows, cols)].astype(bool)
     contour = inside & ~ndimage.binary_erosion(inside, border_value=0)
     rgb = np.repeat(grey[..., None], 3, axis=2)
     rgb[contour] = CONTOUR_RGB
@@ -86,11 +89,12 @@ def _slice_positions(mask: np.ndarray, axis: int, count: int) -> np.ndarray:
 def mask_mosaic(image3d, mask3d, voxel_sizes, *, slices_per_view=5) -> np.ndarray:
     """(H, W, 3) uint8 mosaic: rows of sagittal, coronal and axial slices, mask contour in colour.
 
-    ``image3d``/``mask3d``: (X, Y, Z) arrays in (closest) RAS orientation; ``voxel_sizes``: mm.
+    ``image3d``/``mask3d``: (X, Y, Z) arrays in (closest) RAS orientation (the mask non-zero inside);
+    ``voxel_sizes``: mm. Only the shown slices are converted, so views of large volumes are cheap.
     Pixels are square in mm, so thick-slice images keep their proportions; superior is up,
     anterior is right (sagittal) or up (axial), the subject's right is on the right.
     """
-    image3d, mask3d = np.asarray(image3d, dtype=np.float32), np.asarray(mask3d).astype(bool)
+    image3d, mask3d = np.asanyarray(image3d), np.asanyarray(mask3d)
     if image3d.shape != mask3d.shape or image3d.ndim != 3:
         raise ValueError(f"image {image3d.shape} and mask {mask3d.shape} must be the same 3D shape")
     sizes = np.asarray(voxel_sizes, dtype=float)

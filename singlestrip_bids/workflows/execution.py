@@ -20,7 +20,7 @@ _EXCEPTION_LINE = re.compile(r"^\t*((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exce
 
 
 #: what every strip worker imports, loaded once in the server that the local workers fork from
-WORKER_PRELOAD = ("torch", "nibabel", "singlestrip_bids.interfaces.strip")
+WORKER_PRELOAD = ("torch", "nibabel", "singlestrip_bids.interfaces.strip", "singlestrip_bids.workflows.server_exit")
 
 
 def start_worker_server(plugin: str) -> None:
