@@ -27,6 +27,7 @@ $(BIN)/python:
 
 # torch first and pinned: an unpinned or newer torch pulls gigabytes of CUDA wheels.
 $(INSTALLED): $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/python -m pip install torch==2.13.0
-	$(BIN)/python -m pip install -e '.[test,demo]'
+	@echo "Setting up $(VENV): torch 2.13.0 (CPU-sized pin) and this package; a few minutes the first time"
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
 	touch $@
