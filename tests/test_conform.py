@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from helpers_bids import DATA_DIR
 
-from singlestrip_bids.io.conform import conform, conform_mask, reference_volume, unconform, unconform_box
+from singlestrip_bids.io.conform import conform, conform_mask, native_volume, reference_volume, unconform, unconform_box
 from singlestrip_bids.metrics import dice
 
 pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data is absent")
@@ -105,3 +105,13 @@ def test_conform_mask_is_the_whole_grid_conform_cut_to_the_mask(image, mask, vox
     assert np.array_equal(boxed, whole) and boxed.any()
     empty = nib.Nifti1Image(np.zeros(ref.shape[:3], np.uint8), ref.affine)
     assert conform_mask(empty, voxel_size, 16).shape == whole.shape and not conform_mask(empty, voxel_size, 16).any()
+
+
+def test_native_volume_is_an_integer_images_own_array_and_a_float_images_clean_copy():
+    loaded = nib.load(DATA_DIR / "fs_training_t1/sub-02/brainmask_bin.nii.gz")
+    mask = nib.Nifti1Image(np.asanyarray(loaded.dataobj), loaded.affine)  # uint8, in memory
+    assert np.shares_memory(native_volume(mask), mask.dataobj)  # no copy of 16 M voxels
+    data = np.asanyarray(mask.dataobj).astype(np.float32)
+    data[0, 0, 0] = np.nan
+    volume = native_volume(nib.Nifti1Image(data, mask.affine))
+    assert volume.dtype == np.float32 and volume[0, 0, 0] == 0 and np.isfinite(volume).all()

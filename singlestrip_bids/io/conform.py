@@ -37,6 +37,13 @@ def reference_volume(img) -> np.ndarray:
     return np.where(np.isfinite(data), data, 0.0).astype(np.float32, copy=False)
 
 
+def native_volume(img) -> np.ndarray:
+    """The 3D volume of ``img`` without a copy where none is needed: an integer 3D image's own array
+    (finite by nature), else :func:`reference_volume`'s float32. For callers that read only part of it."""
+    raw = np.asanyarray(img.dataobj)
+    return raw if raw.ndim == 3 and not np.issubdtype(raw.dtype, np.floating) else reference_volume(img)
+
+
 def working_grid(native_shape, native_affine, voxel_size: float, multiple: int):
     """Shape and affine of the RAS working grid that covers the native field of view.
 
@@ -79,9 +86,7 @@ def conform_mask(mask_img, voxel_size: float, multiple: int) -> np.ndarray:
     kernel and of the interpolation, so that everything outside it is 0 as on the whole grid: the
     same mask, several times faster for a brain in a large field of view.
     """
-    raw = np.asanyarray(mask_img.dataobj)
-    # An integer 3D mask is finite: it is converted to float in the box only.
-    volume = raw if raw.ndim == 3 and not np.issubdtype(raw.dtype, np.floating) else reference_volume(mask_img)
+    volume = native_volume(mask_img)  # an integer mask is converted to float in the box only
     native_affine = np.asarray(mask_img.affine, dtype=float)
     shape, affine = working_grid(volume.shape, native_affine, voxel_size, multiple)
     present = [np.flatnonzero(volume.any(axis=tuple(other for other in range(3) if other != axis)))

@@ -38,13 +38,11 @@ def canonical_arrays(img, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     """
     import nibabel as nib
 
-    from singlestrip_bids.io.conform import reference_volume
+    from singlestrip_bids.io.conform import native_volume
     from singlestrip_bids.io.nifti import voxel_sizes_mm
 
     transform = nib.orientations.io_orientation(img.affine)
-    raw = np.asanyarray(img.dataobj)
-    volume = raw if raw.ndim == 3 and not np.issubdtype(raw.dtype, np.floating) else reference_volume(img)
-    image = nib.orientations.apply_orientation(volume, transform)
+    image = nib.orientations.apply_orientation(native_volume(img), transform)
     mask = nib.orientations.apply_orientation(np.asarray(mask), transform)
     sizes = voxel_sizes_mm(img.affine)[transform[:, 0].astype(int)]
     return image, mask, sizes
