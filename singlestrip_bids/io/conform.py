@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from singlestrip_bids.io.resample import resample
+from singlestrip_bids.io.resample import resample, smoothing_radius
 
 
 @dataclass(frozen=True)
@@ -26,22 +26,21 @@ def reference_volume(img) -> np.ndarray:
 
     Non-finite voxels (NaN, ±Inf) are set to 0 so that they fall outside the brain.
     """
+    return native_volume(img).astype(np.float32, copy=False)
+
+
+def native_volume(img) -> np.ndarray:
+    """:func:`reference_volume` without a copy where none is needed: an integer 3D image's own array
+    (finite by nature, its own data type), else the float32 volume. For callers that read only part of it."""
     raw = np.asanyarray(img.dataobj)
     if raw.ndim == 3 and not np.issubdtype(raw.dtype, np.floating):
-        return raw.astype(np.float32)  # integers are finite
+        return raw
     data = np.asarray(raw, dtype=np.float32)
     if data.ndim == 4:
         finite = np.where(np.isfinite(data), data, 0.0)
         data = finite.mean(axis=3, dtype=np.float32)
     data = np.squeeze(data) if data.ndim > 3 else data
     return np.where(np.isfinite(data), data, 0.0).astype(np.float32, copy=False)
-
-
-def native_volume(img) -> np.ndarray:
-    """The 3D volume of ``img`` without a copy where none is needed: an integer 3D image's own array
-    (finite by nature), else :func:`reference_volume`'s float32. For callers that read only part of it."""
-    raw = np.asanyarray(img.dataobj)
-    return raw if raw.ndim == 3 and not np.issubdtype(raw.dtype, np.floating) else reference_volume(img)
 
 
 def working_grid(native_shape, native_affine, voxel_size: float, multiple: int):
@@ -94,7 +93,7 @@ def conform_mask(mask_img, voxel_size: float, multiple: int) -> np.ndarray:
     if any(indices.size == 0 for indices in present):
         return np.zeros(shape, dtype=bool)
     sigma = _antialias_sigma(native_affine, voxel_size)
-    margin = (4.0 * sigma + 0.5).astype(int) + 2  # gaussian_filter's radius (truncate 4) + the trilinear reach
+    margin = np.array([smoothing_radius(value) for value in sigma]) + 2  # + the trilinear reach
     start = np.maximum([indices[0] for indices in present] - margin, 0)
     stop = np.minimum([indices[-1] + 1 for indices in present] + margin, volume.shape)
     box = volume[tuple(slice(a, b) for a, b in zip(start, stop))]

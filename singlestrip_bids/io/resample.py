@@ -84,9 +84,14 @@ def axis_weights(positions, n_source: int, sigma: float = 0.0) -> np.ndarray:
     return interpolation.astype(np.float32)
 
 
+def smoothing_radius(sigma: float) -> int:
+    """Voxels the Gaussian of ``sigma`` voxels reaches on each side (scipy's ``gaussian_filter1d``)."""
+    return int(_TRUNCATE * sigma + 0.5)
+
+
 def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
     """(n, n): row i holds the weights of the smoothed line's voxel i over the source voxels."""
-    radius = int(_TRUNCATE * sigma + 0.5)
+    radius = smoothing_radius(sigma)
     taps = np.arange(-radius, radius + 1)
     kernel = np.exp(-0.5 * (taps / sigma) ** 2)
     kernel /= kernel.sum()
