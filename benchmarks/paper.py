@@ -49,6 +49,9 @@ def group_settings(args):
     from singlestrip_bids.training.group import SSL_LEARNING_RATE, SSL_STEPS, GroupSettings, one_shot_config
 
     training = one_shot_config(args.init, seed=args.seed, steps=args.steps)
+    if args.real_image_probability is not None:
+        training = replace(training, synthesis=replace(training.synthesis,
+                                                       real_image_probability=args.real_image_probability))
     return GroupSettings(training=training, ae_steps=args.ae_steps, top_k=args.top_k, device=args.device,
                          init=str(args.init), resume=args.resume, ssl_steps=args.ssl_steps or SSL_STEPS,
                          ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE, ssl_final_learning_rate=args.ssl_final_lr)
@@ -221,6 +224,8 @@ def parse_args(argv=None):
                              "one; 'default' = the shipped model; implies --folds 1")
     parser.add_argument("--models", nargs="+", choices=MODELS[1:], default=None,
                         help="self-trained models to build (default: all four; quick: all but SSL-T scratch)")
+    parser.add_argument("--real-image-probability", type=float, default=None,
+                        help="share of training draws showing a source's real image (default: the package's)")
     parser.add_argument("--ae-steps", type=int, default=1500, help="QC autoencoder steps (default 1500)")
     parser.add_argument("--only", nargs="+", default=None,
                         help="human: keep unlabeled/test images named with one of these")

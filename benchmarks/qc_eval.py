@@ -16,6 +16,7 @@ matplotlib is installed, ``qc_eval.png`` (scatter plots).
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from scipy import ndimage
 
 from singlestrip_bids.io.conform import conform, conform_mask
 from singlestrip_bids.metrics import dice
-from singlestrip_bids.model.bundle import Bundle, default_bundle_path, load_bundle
+from singlestrip_bids.model.bundle import Bundle, add_dice_estimator, default_bundle_path, load_bundle
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LABELED = ("fs_training_t1/sub-01/T1.mgz", "fs_training_t1/sub-01/brainmask_bin.nii.gz")
@@ -104,8 +105,8 @@ def train_dice_estimator(data: Path, bundle: Bundle, steps: int, seed: int, devi
     config = TrainingConfig.from_dict(bundle.config["training"])
     source = prepare_source(nib.load(data / LABELED[0]), nib.load(data / LABELED[1]), config, seed)
     start = time.perf_counter()
-    model, _ = train_estimator([source], config.synthesis, voxel_mm=bundle.voxel_size, steps=steps, seed=seed,
-                               device=device, unet=bundle.unet, batch_size=2)
+    model, _ = train_estimator([source], config.synthesis, voxel_mm=bundle.voxel_size, unet=bundle.unet, steps=steps,
+                               seed=seed, device=device)
     print(f"Dice estimator: {steps} steps in {time.perf_counter() - start:.0f} s")
     return model
 
@@ -154,7 +155,7 @@ def best_threshold(rows: list, score: str, good_dice: float = 0.9) -> dict:
             "good_dice": good_dice}
 
 
-def scatter(rows: list, path: Path) -> bool:
+def scatter(rows: list, scores: list, path: Path) -> bool:
     try:
         import matplotlib
 
@@ -162,8 +163,9 @@ def scatter(rows: list, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    figure, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
-    for axis, score in zip(axes, ("ae2d", "ae3d", "tta")):
+    figure, axes = plt.subplots(1, len(scores), figsize=(4.3 * len(scores) + 0.4, 4.2), sharey=True, squeeze=False)
+    axes = axes[0]
+    for axis, score in zip(axes, scores):
         for origin, colour in (("corruption", "#c44"), ("prediction", "#36c")):
             points = [(row["true_dice"], row[score]) for row in rows
                       if row["origin"] == origin and row.get(score) is not None]
@@ -185,13 +187,19 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, default=None, help="trained bundle (default: the shipped model)")
     parser.add_argument("--undertrained-steps", type=int, default=60)
     parser.add_argument("--ae-steps", type=int, default=1500)
-    parser.add_argument("--ae-kinds", nargs="+", default=["2d", "3d"], choices=["2d", "3d"])
-    parser.add_argument("--estimator-steps", type=int, default=1000, help="0: no Dice estimator")
-    parser.add_argument("--tta-copies", type=int, default=10)
+    parser.add_argument("--ae-kinds", nargs="*", default=["2d", "3d"], choices=["2d", "3d"])
+    parser.add_argument("--estimator-steps", type=int, default=300,
+                        help="Dice estimator steps (0: untrained, i.e. agreement with the U-Net)")
+    parser.add_argument("--estimator-from", type=Path, default=None,
+                        help="take the Dice estimator of this bundle instead of training one")
+    parser.add_argument("--tta-copies", type=int, default=10, help="0: no TTA")
     parser.add_argument("--cases", type=int, default=len(CASES), help="use the first N cases only")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    from singlestrip_bids.cli.progress import set_console_logging
+
+    set_console_logging()  # each training phase's progress on stderr, as the group level shows it
     from singlestrip_bids.inference.predict import get_predictor
     from singlestrip_bids.model.device import resolve_device
     from singlestrip_bids.qc.autoencoder import ae_dice
@@ -208,8 +216,11 @@ def main(argv=None) -> int:
     model_path = args.model or default_bundle_path()
     trained = load_bundle(model_path)
     autoencoders = train_autoencoders(args.data, trained, args.ae_steps, args.seed, device, args.ae_kinds)
-    estimator = (train_dice_estimator(args.data, trained, args.estimator_steps, args.seed, device)
-                 if args.estimator_steps else None)
+    if args.estimator_from is not None:
+        estimator = load_bundle(args.estimator_from).dice_estimator
+    else:
+        estimator = train_dice_estimator(args.data, trained, args.estimator_steps, args.seed, device)
+        add_dice_estimator(shutil.copytree(model_path, args.out / "with_estimator", dirs_exist_ok=True), estimator)
     models = {"trained": model_path,
               "undertrained": undertrained_bundle(args.data, trained, args.undertrained_steps, work, device)}
     rng = np.random.default_rng(args.seed)
@@ -224,22 +235,21 @@ def main(argv=None) -> int:
         tta = {}
         for name, path in models.items():
             masks[f"pred-{name}"] = ("prediction", predicted_mask(args.data / image_rel, path, work, device))
-            predictor = get_predictor(path, device)
-            tta[f"pred-{name}"] = tta_agreement(predictor, conformed.data, copies=args.tta_copies,
-                                                seed=args.seed)["tta_dice"]
+            if args.tta_copies:
+                tta[f"pred-{name}"] = tta_agreement(get_predictor(path, device), conformed.data,
+                                                    copies=args.tta_copies, seed=args.seed)["tta_dice"]
         for name, (origin, mask) in masks.items():
             working = conform_mask(nib.Nifti1Image(mask.astype(np.uint8), mask_img.affine), trained.voxel_size,
                                    trained.size_multiple)
             scores = {f"ae{kind}": round(ae_dice(ae, working), 4) for kind, ae in autoencoders.items()}
-            if estimator is not None:
-                scores["estimator"] = round(estimate_dice(
-                    estimator, conformed.data, working, head_margin_voxels=trained.head_margin_voxels,
-                    size_multiple=trained.size_multiple), 4)
+            scores["estimator"] = round(estimate_dice(
+                estimator, conformed.data, working, head_margin_voxels=trained.head_margin_voxels,
+                size_multiple=trained.size_multiple), 4)
             rows.append({"image": image_rel, "mask": name, "origin": origin,
                          "true_dice": round(dice(mask, reference), 4), **scores,
                          "tta": None if name not in tta else round(tta[name], 4)})
         print(f"{image_rel}: {len(masks)} masks in {time.perf_counter() - start:.0f} s")
-    scores = [*(f"ae{kind}" for kind in autoencoders), *(["estimator"] if estimator is not None else []), "tta"]
+    scores = [*(f"ae{kind}" for kind in autoencoders), "estimator", *(["tta"] if args.tta_copies else [])]
     summary = {
         score: {"all": summarise(rows, score),
                 "predictions": summarise(rows, score, lambda row: row["origin"] == "prediction"),
@@ -252,12 +262,12 @@ def main(argv=None) -> int:
             entry = parts[subset]
             print(f"{score:6} {subset:12} {entry['n']:4d} {entry.get('pearson_r', float('nan')):7.3f} "
                   f"{entry.get('mae', float('nan')):7.3f}")
-    for score in scores[:-1]:
+    for score in (score for score in scores if score != "tta"):
         print(f"{score}: threshold separating true Dice >= 0.9: {summary[score]['threshold']}")
     settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     result = {"settings": settings, "device": str(device), "summary": summary, "rows": rows}
     (args.out / "qc_eval.json").write_text(json.dumps(result, indent=2) + "\n")
-    if scatter(rows, args.out / "qc_eval.png"):
+    if scatter(rows, scores, args.out / "qc_eval.png"):
         print(f"scatter plot: {args.out / 'qc_eval.png'}")
     else:
         print("matplotlib is not installed: no scatter plot")

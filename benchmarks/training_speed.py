@@ -59,7 +59,7 @@ def main() -> None:
     config = TrainingConfig(voxel_size=bundle["working_voxel_size"], unet=unet_config)
     head = args.data / "fs_training_t1" / "sub-01"
     image, mask = nib.load(head / "T1.mgz"), nib.load(head / "brainmask_bin.nii.gz")
-    labels, working_mask, _ = prepare_source(image, mask, config, seed=0)
+    labels, working_mask, _, _ = prepare_source(image, mask, config, seed=0)
 
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rows = [measure(d, [(labels, working_mask)], unet_config, size, args.steps) for d in devices for size in sizes]

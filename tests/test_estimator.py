@@ -1,12 +1,13 @@
 """The Dice estimator: its network, the candidate stream it learns from, its training and its score."""
 
 import nibabel as nib
+import numpy as np
 import pytest
 import torch
 from helpers_bids import DATA_DIR
 
 from singlestrip_bids.io.conform import conform, conform_mask
-from singlestrip_bids.model.estimator import DEFAULT_CONFIG, build_estimator
+from singlestrip_bids.model.estimator import build_estimator, estimated_dice, estimator_from_unet
 from singlestrip_bids.model.unet import UNet, UNetConfig
 from singlestrip_bids.qc.estimator import estimate_dice
 from singlestrip_bids.synthesis.generator import SynthesisConfig, Synthesizer
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data is
 HEAD = "mrtrix_scripttest_sub01/sub-01_T1w.nii.gz"
 MASK = "mrtrix_scripttest_sub01/sub-01_brainmask.nii.gz"
 TINY = TrainingConfig(voxel_size=4.0, n_brain_classes=3, n_head_classes=2, synthesis=SynthesisConfig(patch_sizes=(32,)))
-SMALL = {**DEFAULT_CONFIG, "features": [4, 8, 8]}
+SMALL_UNET = UNetConfig(levels=3, base_features=4, max_features=8, norm="instance")
 
 
 @pytest.fixture(scope="module")
@@ -26,23 +27,37 @@ def source():
     return prepare_source(nib.load(DATA_DIR / HEAD), nib.load(DATA_DIR / MASK), TINY, 0)
 
 
-def test_network_reads_image_and_mask_of_any_frame_size():
-    model = build_estimator(SMALL).eval()
-    assert model.config == SMALL
+def test_the_estimator_starts_as_the_unet_and_scores_by_agreement_with_it():
+    """Before any training the candidate channel is silent: the outline is the U-Net's mask, so a
+    candidate equal to it scores 1 and an empty one 0; the config rebuilds the same network."""
+    torch.manual_seed(0)
+    unet = UNet(SMALL_UNET).eval()
+    model = estimator_from_unet(unet).eval()
+    assert build_estimator(model.config).load_state_dict(model.state_dict())
+    image = torch.rand(1, 1, 32, 48, 40)
     with torch.no_grad():
-        assert model(torch.rand(2, 2, 32, 48, 40)).shape == (2,) and model(torch.rand(1, 2, 64, 64, 64)).shape == (1,)
+        unet_logits = unet(image)
+        outline = (unet_logits > 0).float()
+        for candidate in (outline, 1 - outline):
+            logits = model(torch.cat([image, candidate], dim=1))
+            assert torch.allclose(logits, unet_logits, atol=1e-5)
+    assert outline.sum() > 0
+    assert estimated_dice(unet_logits, outline).item() == 1.0
+    assert estimated_dice(unet_logits, torch.zeros_like(outline)).item() == 0.0
+    with pytest.raises(KeyError):
+        build_estimator({"kind": "dice_estimator", "features": [4, 8]})
 
 
-def test_candidates_carry_their_true_dice(source):
+def test_candidates_are_damaged_masks_and_the_targets_the_true_ones(source):
     stream = CandidateStream(Synthesizer([source], TINY.synthesis, seed=0), TINY.voxel_size, seed=1,
-                             unet=UNet(UNetConfig(levels=3, base_features=4, max_features=8)).eval())
-    targets = []
+                             unet=UNet(SMALL_UNET).eval())
+    dices = []
     for _ in range(6):
-        inputs, dice_targets = stream.batch(3)
-        assert inputs.shape == (3, 2, 32, 32, 32) and dice_targets.shape == (3,)
+        inputs, masks = stream.batch(3)
+        assert inputs.shape == (3, 2, 32, 32, 32) and masks.shape == (3, 1, 32, 32, 32)
         assert set(torch.unique(inputs[:, 1]).tolist()) <= {0.0, 1.0}
-        targets += dice_targets.tolist()
-    assert min(targets) < 0.9 and max(targets) == 1.0  # perfect candidates and damaged ones
+        dices += estimated_dice(masks * 2 - 1, inputs[:, 1:]).tolist()
+    assert min(dices) < 0.9 and max(dices) == 1.0  # perfect candidates and damaged ones
     first = CandidateStream(Synthesizer([source], TINY.synthesis, seed=0), TINY.voxel_size, seed=1)
     again = CandidateStream(Synthesizer([source], TINY.synthesis, seed=0), TINY.voxel_size, seed=1)
     assert all(torch.equal(a, b) for a, b in zip(first.batch(2), again.batch(2)))  # one seed, one stream
@@ -50,14 +65,63 @@ def test_candidates_carry_their_true_dice(source):
 
 def test_training_is_seeded_and_the_score_is_a_dice(source):
     torch.manual_seed(0)
-    first, losses = train_estimator([source], TINY.synthesis, voxel_mm=TINY.voxel_size, steps=4, batch_size=2,
-                                    seed=5, config=SMALL, log_every=2)
-    torch.manual_seed(0)
-    second, _ = train_estimator([source], TINY.synthesis, voxel_mm=TINY.voxel_size, steps=4, batch_size=2,
-                                seed=5, config=SMALL, log_every=2)
+    unet = UNet(SMALL_UNET)
+    first, losses = train_estimator([source], TINY.synthesis, voxel_mm=TINY.voxel_size, unet=unet, steps=4,
+                                    batch_size=2, seed=5, log_every=2)
+    second, _ = train_estimator([source], TINY.synthesis, voxel_mm=TINY.voxel_size, unet=unet, steps=4,
+                                batch_size=2, seed=5, log_every=2)
     assert len(losses) == 4 and not first.training
+    assert not torch.equal(first.state_dict()["down.0.0.weight"][:, 1], torch.zeros_like(
+        first.state_dict()["down.0.0.weight"][:, 1]))  # it learned to read the candidate
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
     image = conform(nib.load(DATA_DIR / HEAD), TINY.voxel_size, 16).data
     mask = conform_mask(nib.load(DATA_DIR / MASK), TINY.voxel_size, 16)
-    score = estimate_dice(first, image, mask, head_margin_voxels=4, size_multiple=16)
-    assert 0.0 < score < 1.0
+    assert 0.0 <= estimate_dice(first, image, mask, head_margin_voxels=4, size_multiple=16) <= 1.0
+
+
+class EchoEstimator(torch.nn.Module):
+    """Outlines exactly the candidate it is given (``sign`` 1), or nothing at all (``sign`` −1)."""
+
+    def __init__(self, sign=1):
+        super().__init__()
+        self.sign = sign
+
+    def forward(self, x):
+        return (x[:, 1:] * 2 - 1) if self.sign > 0 else -torch.ones_like(x[:, 1:])
+
+
+def test_the_score_is_the_dice_against_the_outline_and_voxels_outside_the_frame_count_as_wrong():
+    image = conform(nib.load(DATA_DIR / HEAD), TINY.voxel_size, 16).data
+    mask = conform_mask(nib.load(DATA_DIR / MASK), TINY.voxel_size, 16)
+    assert estimate_dice(EchoEstimator(), image, mask, head_margin_voxels=2, size_multiple=16) == 1.0
+    assert estimate_dice(EchoEstimator(-1), image, mask, head_margin_voxels=2, size_multiple=16) == 0.0
+    stray = mask.copy()
+    stray[0, 0, 0] = True  # air in a corner, outside the head's frame
+    assert not mask[0, 0, 0] and image[0, 0, 0] <= image.min() + 1e-3
+    inside = float(mask.sum())
+    score = estimate_dice(EchoEstimator(), image, stray, head_margin_voxels=2, size_multiple=16)
+    assert score == pytest.approx(2 * inside / (2 * inside + 1))
+
+
+def test_masks_that_miss_the_brain_are_flagged_and_the_reference_passes():
+    """The estimator started from the shipped U-Net, on a real head it never saw: its reference mask
+    passes (≥ 0.9), an empty mask, a mask of the whole head and another subject's brain mask fail."""
+    from singlestrip_bids.metrics import dice
+    from singlestrip_bids.model.bundle import default_bundle_path, load_bundle
+
+    fs = DATA_DIR / "fs_training_t1"
+    bundle = load_bundle(default_bundle_path())
+    estimator = estimator_from_unet(bundle.unet)
+    image = conform(nib.load(fs / "sub-02" / "T1.mgz"), bundle.voxel_size, bundle.size_multiple).data
+    reference = conform_mask(nib.load(fs / "sub-02" / "brainmask_bin.nii.gz"), bundle.voxel_size, bundle.size_multiple)
+    other = conform_mask(nib.load(fs / "sub-05" / "brainmask_bin.nii.gz"), bundle.voxel_size, bundle.size_multiple)
+    head = image > 0.1 * np.percentile(image, 99)
+    threshold = estimator.config["qc_threshold"]
+    assert threshold == 0.9
+    scores = {name: estimate_dice(estimator, image, mask, head_margin_voxels=bundle.head_margin_voxels,
+                                  size_multiple=bundle.size_multiple)
+              for name, mask in {"reference": reference, "empty": np.zeros_like(reference), "head": head,
+                                 "other subject": other}.items()}
+    assert scores["reference"] >= threshold, scores
+    assert all(scores[name] < threshold for name in ("empty", "head", "other subject")), scores
+    assert dice(other, reference) < 0.8 and dice(head, reference) < 0.8  # they are wrong masks indeed

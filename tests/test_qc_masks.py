@@ -80,30 +80,40 @@ def test_mask_on_another_grid_or_missing_is_an_error_of_that_image_only(dataset,
     assert "no mask" in _qc(dataset, out, "04")["error"]
 
 
-def test_bundle_without_a_qc_network_is_a_one_line_error(dataset, tmp_path, capsys):
-    from singlestrip_bids.model.bundle import save_bundle
-    from singlestrip_bids.model.unet import UNet, UNetConfig
+def test_without_a_trained_estimator_the_estimate_is_the_agreement_with_the_unet(dataset, bundle, tmp_path):
+    """A bundle with no Dice estimator still scores another tool's mask by the image: the estimate is
+    the mask's Dice against the bundle U-Net's own mask of that image."""
+    from dataclasses import replace
 
-    plain = save_bundle(tmp_path / "plain", name="plain", unet=UNet(UNetConfig(levels=2, base_features=2)),
-                        voxel_size=VOXEL_MM)
-    code = main([str(dataset), str(tmp_path / "out"), "participant", "--qc-masks",
-                 str(dataset / "derivatives" / "manual"), "--model", str(plain), "--skip-bids-validation",
-                 "-w", str(tmp_path / "work")])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and len(err) == 1 and "has no QC network to score masks with" in err[0]
+    from singlestrip_bids.model.bundle import load_bundle
+    from singlestrip_bids.model.estimator import estimator_from_unet
+    from singlestrip_bids.qc.external import score_external_mask
+
+    out = tmp_path / "out"
+    assert load_bundle(bundle).dice_estimator is None
+    assert main([str(dataset), str(out), "participant", "--qc-masks", str(dataset / "derivatives" / "manual"),
+                 "--model", str(bundle), "--participant-label", "01", "--skip-bids-validation",
+                 "-w", str(tmp_path / "work")]) == 0
+    qc = _qc(dataset, out, "01")
+    image = next(path for path in (dataset / "sub-01").rglob("*_T1w.nii*"))
+    mask = dataset / "derivatives" / "manual" / "sub-01" / "anat" / "sub-01_desc-brain_mask.nii.gz"
+    trained = load_bundle(bundle)
+    expected = score_external_mask(image, mask, replace(trained, dice_estimator=estimator_from_unet(trained.unet)))
+    assert qc["dice_estimate"] == expected["dice_estimate"] and qc["qc_score"] == "dice_estimate"
+    assert qc["qc_pass"] == (qc["dice_estimate"] >= 0.9)
 
 
 def test_with_a_dice_estimator_the_estimate_decides(dataset, bundle, tmp_path):
     """Another tool's masks get the estimated Dice too, and the verdict follows it."""
     import shutil
 
-    from singlestrip_bids.model.bundle import add_dice_estimator
-    from singlestrip_bids.model.estimator import DEFAULT_CONFIG, build_estimator
+    from singlestrip_bids.model.bundle import add_dice_estimator, load_bundle
+    from singlestrip_bids.model.estimator import estimator_from_unet
 
     with_estimator = tmp_path / "with_estimator"
     shutil.copytree(bundle, with_estimator)
     torch.manual_seed(0)
-    add_dice_estimator(with_estimator, build_estimator({**DEFAULT_CONFIG, "features": [4, 8, 8]}))
+    add_dice_estimator(with_estimator, estimator_from_unet(load_bundle(bundle).unet))
     out = tmp_path / "out"
     code = main([str(dataset), str(out), "participant", "--qc-masks", str(dataset / "derivatives" / "manual"),
                  "--model", str(with_estimator), "--participant-label", "01", "--skip-bids-validation",

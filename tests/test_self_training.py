@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
 import pytest
 import torch
 from helpers_bids import DATA_DIR, data_available
@@ -107,8 +108,9 @@ def test_fine_tuning_starts_from_the_bundle_and_is_seeded(sl1):
     assert len(losses) == config.steps and all(0.0 <= loss <= 1.0 for loss in losses)
     assert len(sources) == 2 and sources[0] is source
     assert [summary["bids_name"] for summary in gmm] == ["sub-02"]
-    labels, mask, _ = sources[1]
+    labels, mask, _, image = sources[1]
     assert labels.shape == mask.shape == source[0].shape and labels.max() == 15 and mask.any()
+    assert image.shape == mask.shape and image.dtype == np.float32
     assert torch.equal(_weights(unet), _weights(again))
     # One Adam step at 3e-4 moves weights a little: fine-tuning starts near the bundle, not elsewhere.
     assert not torch.equal(_weights(unet), start)

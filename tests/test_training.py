@@ -30,7 +30,7 @@ def _one_thread():
 
 def test_loss_falls_and_the_bundle_round_trips(tmp_path):
     image, mask = nib.load(DATA_DIR / HEAD), nib.load(DATA_DIR / MASK)
-    path, losses, (labels, working_mask, gmm) = train_sl1(image, mask, tmp_path / "model", TINY, device="cpu",
+    path, losses, (labels, working_mask, gmm, _) = train_sl1(image, mask, tmp_path / "model", TINY, device="cpu",
                                                           labeled="mrtrix_scripttest_sub01")
     assert len(losses) == TINY.steps
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.02, losses
@@ -46,7 +46,7 @@ def test_loss_falls_and_the_bundle_round_trips(tmp_path):
 
 def test_training_is_reproducible_with_the_seed_and_resumes_exactly(tmp_path):
     image, mask = nib.load(DATA_DIR / HEAD), nib.load(DATA_DIR / MASK)
-    labels, working_mask, _ = prepare_source(image, mask, TINY, seed=0)
+    labels, working_mask, _, _ = prepare_source(image, mask, TINY, seed=0)
     from singlestrip_bids.synthesis.generator import Synthesizer
 
     def run(steps, checkpoint=None, resume_from=None):

@@ -2,7 +2,9 @@
 
 Each selected image's mask is looked up in ``DERIV_DIR`` under the name this package gives its own
 masks (``sub-01/anat/sub-01_desc-brain_mask.nii.gz``, the fMRIPrep/sMRIPrep name; non-T1w images add
-``space-<suffix>``). Its AE-QC score goes into the image's QC JSON in ``output_dir``. A missing mask
+``space-<suffix>``). Its AE-QC score and estimated Dice go into the image's QC JSON in ``output_dir``:
+a bundle without a trained Dice estimator estimates by agreement with its U-Net
+(``model.estimator.estimator_from_unet``), a fair second opinion on another tool's mask. A missing mask
 or one on another voxel grid than its image is recorded as an ``error`` in that QC JSON and logged;
 the other images are still scored.
 """
@@ -29,8 +31,12 @@ def run_qc_masks(settings) -> int:
         raise UserError(f"--qc-masks {deriv_dir} is not a directory")
     bundle_path = resolve_bundle_path(settings.model, settings.output_dir)
     bundle = load_bundle(bundle_path)
-    if bundle.qc_ae is None and bundle.dice_estimator is None:
-        raise UserError(f"model bundle {bundle_path} has no QC network to score masks with")
+    if bundle.dice_estimator is None:
+        from dataclasses import replace
+
+        from singlestrip_bids.model.estimator import estimator_from_unet
+
+        bundle = replace(bundle, dice_estimator=estimator_from_unet(bundle.unet))
     images = select_images(settings)
     meta = bids_metadata(settings.bids_dir, images)
     recorded = {"qc_masks": str(deriv_dir), "model": str(bundle_path)}

@@ -1,39 +1,50 @@
-"""The Dice estimator: a small 3D CNN that reads an image and a candidate mask and says how good the mask is.
+"""The Dice estimator: a U-Net that reads an image and a candidate mask and outlines the brain it
+sees; the candidate's estimated Dice is its Dice against that outline.
 
-Input (B, 2, X, Y, Z) on the working grid: the normalised image and the 0/1 candidate mask, framed
-as the U-Net's input (any size; at least 2**len(features) voxels per axis). Per width in
-``features``: a stride-2 3×3×3 convolution with group norm and LeakyReLU 0.2; global average and
-max pooling; one linear layer to a logit. sigmoid(logit) is the estimated Dice of the mask against
-the (unknown) true brain mask. About 0.1 s per training step of two 112×112×64 inputs on two CPU
-cores; a second convolution per width cost twice as much and was not tried further.
+Input (B, 2, X, Y, Z) on the working grid, framed as the U-Net's input: the normalised image and
+the 0/1 candidate mask. Output (B, 1, X, Y, Z): logits of the true brain mask. The architecture is
+the bundle's U-Net with a second input channel (``config["unet"]``); it starts from that U-Net's
+weights with the candidate's weights at zero (:func:`estimator_from_unet`), so that before training
+it estimates a mask's Dice by its agreement with the U-Net, and training on candidates with known
+failures (``training.estimator``) teaches it what the candidate tells about the truth.
 """
 
-DEFAULT_CONFIG = {"kind": "dice_estimator", "features": [8, 16, 32, 64, 64], "qc_threshold": 0.9}
+KIND = "dense_dice_estimator"
+QC_THRESHOLD = 0.9  #: a mask passes when its estimated Dice is at least this (docs/qc.md)
 
 
-def build_estimator(config: dict = DEFAULT_CONFIG):
-    """An untrained estimator from its JSON-able config; the module keeps it as ``.config``."""
-    import torch
-    from torch import nn
+def build_estimator(config: dict):
+    """An untrained estimator from its JSON-able config (``kind``, ``unet``, ``qc_threshold``); the
+    module keeps it as ``.config``. KeyError for a config of another kind."""
+    from singlestrip_bids.model.unet import UNet, UNetConfig
 
-    class DiceEstimator(nn.Module):
-        def __init__(self):
-            super().__init__()
-            layers, in_ch = [], 2
-            for width in config["features"]:
-                # Group norm (4 channels a group): still defined where a small input leaves one voxel.
-                layers += [nn.Conv3d(in_ch, width, 3, stride=2, padding=1),
-                           nn.GroupNorm(max(1, width // 4), width), nn.LeakyReLU(0.2)]
-                in_ch = width
-            self.features = nn.Sequential(*layers)
-            self.head = nn.Linear(2 * in_ch, 1)
-
-        def forward(self, x):
-            """(B, 2, X, Y, Z) → (B,) logits of the estimated Dice."""
-            h = self.features(x)
-            pooled = torch.cat([h.mean(dim=(2, 3, 4)), h.amax(dim=(2, 3, 4))], dim=1)
-            return self.head(pooled)[:, 0]
-
-    model = DiceEstimator()
+    if config.get("kind") != KIND:
+        raise KeyError(f"Dice estimator kind {config.get('kind')!r} is not {KIND!r}")
+    model = UNet(UNetConfig(**config["unet"]), in_channels=2)
     model.config = dict(config)
     return model
+
+
+def estimator_from_unet(unet, qc_threshold: float = QC_THRESHOLD):
+    """An estimator with ``unet``'s architecture and weights; the candidate channel starts at zero."""
+    import torch
+
+    model = build_estimator({"kind": KIND, "unet": unet.config.to_dict(), "qc_threshold": qc_threshold})
+    state = unet.state_dict()
+    first = "down.0.0.weight"
+    widened = torch.zeros_like(model.state_dict()[first])
+    widened[:, :1] = state[first]
+    model.load_state_dict({**state, first: widened})
+    return model
+
+
+def estimated_dice(logits, candidates):
+    """(B,) Dice of ``candidates`` (B, 1, X, Y, Z), 0/1, against the outlines ``logits`` > 0
+    (same shape); 1 where both are empty."""
+    import torch
+
+    outline = (logits > 0).float()
+    dims = tuple(range(1, logits.ndim))
+    overlap = (outline * candidates).sum(dims)
+    total = outline.sum(dims) + candidates.sum(dims)
+    return torch.where(total > 0, 2 * overlap / total.clamp(min=1), torch.ones_like(total))

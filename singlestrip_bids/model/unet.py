@@ -38,18 +38,18 @@ def _block(in_ch: int, out_ch: int, config: UNetConfig) -> nn.Sequential:
 
 
 class UNet(nn.Module):
-    """(B, 1, X, Y, Z) normalised image → (B, 1, X, Y, Z) brain logits.
+    """(B, ``in_channels``, X, Y, Z) (the normalised image first) → (B, 1, X, Y, Z) brain logits.
 
     Max-pool down, trilinear upsampling + skip concatenation up; sizes must be multiples of
     ``config.multiple``.
     """
 
-    def __init__(self, config: UNetConfig = UNetConfig()):
+    def __init__(self, config: UNetConfig = UNetConfig(), in_channels: int = 1):
         super().__init__()
         self.config = config
         widths = [min(config.base_features * 2**i, config.max_features) for i in range(config.levels)]
         self.down = nn.ModuleList()
-        in_ch = 1
+        in_ch = in_channels
         for width in widths:
             self.down.append(_block(in_ch, width, config))
             in_ch = width

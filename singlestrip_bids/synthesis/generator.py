@@ -44,6 +44,10 @@ class SynthesisConfig:
     background_zero_probability: float = 0.2
     #: share of draws that keep the source image's own GMM contrast instead of random intensities
     source_contrast_probability: float = 0.5
+    #: share of draws that show the source's real image (warped, then noise, blur, bias, gamma and
+    #: field of view as usual) instead of an image painted from its class map; sources without an
+    #: image always paint
+    real_image_probability: float = 0.0
     noise: RandomGaussianNoise = field(default_factory=RandomGaussianNoise)
     blur: RandomGaussianBlur = field(default_factory=RandomGaussianBlur)
     bias: RandomBiasField = field(default_factory=RandomBiasField)
@@ -84,7 +88,8 @@ class Draw:
     gamma: Gamma
     field_of_view: FieldOfView
     thick_slices: ThickSlices
-    air_clutter: AirClutter = AirClutter()  # last, so that draws logged before it existed replay
+    air_clutter: AirClutter = AirClutter()  # defaulted last, so that draws logged before them replay
+    real_image: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,7 +102,8 @@ class Draw:
                  "field_of_view": FieldOfView, "thick_slices": ThickSlices, "air_clutter": AirClutter}
         built = {key: kinds[key](**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
                  for key, params in values.items() if key in kinds}
-        return cls(source=int(values["source"]), patch_shape=tuple(values["patch_shape"]), **built)
+        return cls(source=int(values["source"]), patch_shape=tuple(values["patch_shape"]),
+                   real_image=bool(values.get("real_image", False)), **built)
 
 
 class Synthesizer:
@@ -105,8 +111,9 @@ class Synthesizer:
 
     Each source is a ``(labels, mask)`` pair of (X, Y, Z) arrays on the working grid (labels uint8
     from :func:`synthesis.gmm.fit_class_map`), or ``(labels, mask, gmm summary)``: with the summary,
-    some draws keep the source's own contrast (``source_contrast_probability``). Every source is
-    drawn with the same probability.
+    some draws keep the source's own contrast (``source_contrast_probability``), or ``(labels,
+    mask, gmm summary, image)`` with the conformed image (X, Y, Z) itself: some draws then show it
+    (``real_image_probability``). Every source is drawn with the same probability.
     """
 
     def __init__(self, sources, config: SynthesisConfig = SynthesisConfig(), *, seed: int = 0, device="cpu"):
@@ -119,6 +126,9 @@ class Synthesizer:
         self.masks = [torch.as_tensor(np.asarray(s[1], dtype=np.float32), device=self.device)[None] for s in sources]
         self.centres = [np.argwhere(np.asarray(s[1]) > 0).mean(axis=0) for s in sources]
         self.contrasts = [class_contrast(s[2]) if len(s) > 2 and s[2] else None for s in sources]
+        self.images = [None if len(s) < 4 or s[3] is None else
+                       normalize_intensity(torch.as_tensor(np.asarray(s[3], np.float32), device=self.device))[None]
+                       for s in sources]
         self.n_classes = max(int(lab.max()) + 1 for lab in self.labels)
 
     def sample_patch_shape(self) -> tuple:
@@ -146,11 +156,19 @@ class Synthesizer:
             field_of_view=c.field_of_view(rng),
             thick_slices=c.thick_slices(rng),
             air_clutter=c.air_clutter(rng, self.n_classes),
+            real_image=self._draw_real_image(source),
         )
+
+    def _draw_real_image(self, source: int) -> bool:
+        """Whether a draw of ``source`` shows its real image; no draw where none can (so the streams of
+        configurations without real images stay as they were)."""
+        p = self.config.real_image_probability
+        return bool(p > 0 and self.images[source] is not None and self.rng.random() < p)
 
     def render(self, draw: Draw):
         """Image (1, X, Y, Z) normalised as the network sees it, and its brain mask (1, X, Y, Z)."""
-        return render_pair(draw, self.labels[draw.source], self.masks[draw.source], self.centres[draw.source])
+        return render_pair(draw, self.labels[draw.source], self.masks[draw.source], self.centres[draw.source],
+                           self.images[draw.source])
 
     def batch(self, size: int):
         """``size`` fresh pairs of one drawn shape: images and masks (B, 1, X, Y, Z), and their draws."""
@@ -160,12 +178,16 @@ class Synthesizer:
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]), draws
 
 
-def render_pair(draw: Draw, labels: torch.Tensor, mask: torch.Tensor, centre):
+def render_pair(draw: Draw, labels: torch.Tensor, mask: torch.Tensor, centre, real_image=None):
     """The pair of ``draw`` from a class map (1, X, Y, Z) uint8 and its brain mask (1, X, Y, Z) float
-    whose centre (voxel indices) is ``centre``: image normalised as the network sees it, and mask."""
-    labels, mask = draw.spatial(labels, mask, draw.patch_shape, centre)
-    labels = draw.air_clutter(labels, mask)
-    image = draw.intensities(labels[0])[None]
+    whose centre (voxel indices) is ``centre``: image normalised as the network sees it, and mask.
+    ``real_image`` (1, X, Y, Z) in [0, 1]: the source's own image, shown where ``draw.real_image``."""
+    if draw.real_image:
+        labels, mask, image = draw.spatial(labels, mask, draw.patch_shape, centre, image=real_image)
+    else:
+        labels, mask = draw.spatial(labels, mask, draw.patch_shape, centre)
+        labels = draw.air_clutter(labels, mask)
+        image = draw.intensities(labels[0])[None]
     image = draw.bias(draw.blur(draw.noise(image)))
     image = draw.gamma(image)
     image = draw.thick_slices(image)

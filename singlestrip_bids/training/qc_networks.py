@@ -51,7 +51,7 @@ def train_dice_estimator(run, one_shot, qc: QCNetworks) -> QCNetworks:
         return qc
     LOG.info("training the Dice estimator on synthesis from %s (%d steps)", bids_name(run.labeled_image), steps)
     estimator, run.losses["dice_estimator"] = train_estimator(
-        [one_shot.source], run.config.synthesis, voxel_mm=run.config.voxel_size, steps=steps, batch_size=2,
-        seed=run.seed, device=run.device, unet=load_bundle(one_shot.bundle).unet)
+        [one_shot.source], run.config.synthesis, voxel_mm=run.config.voxel_size, unet=load_bundle(one_shot.bundle).unet,
+        steps=steps, seed=run.seed, device=run.device, precision=run.config.precision)
     add_dice_estimator(one_shot.bundle, estimator)
     return replace(qc, estimator=estimator)

@@ -142,12 +142,12 @@ def fine_tune(bundle_path, labeled_source, selected, config, *, from_scratch=Fal
               checkpoint=None, resume=False, seed=0):
     """Train the U-Net on synthesis from the labeled source plus the selected pseudo-labels.
 
-    ``labeled_source``: the ``(labels, mask, gmm summary)`` returned by ``train_sl1``;
+    ``labeled_source``: the source returned by ``train_sl1`` (``training.sl1.prepare_source``);
     ``selected``: :class:`PseudoLabel` s whose GMM class maps are fitted here; ``config``: the
     ``training.sl1.TrainingConfig`` (steps, learning rate, synthesis). The U-Net starts from the
     bundle's weights, or, ``from_scratch``, where SL-1 started (``init``: random weights, a shipped
     model or a bundle; ``training.sl1.initial_unet``). Returns ``(unet, losses, sources, gmm summaries)``; ``sources``
-    are the ``(labels, mask, gmm summary)`` trained on, the labeled one first.
+    are the ``prepare_source`` results trained on, the labeled one first.
     """
     import nibabel as nib
 
@@ -158,9 +158,9 @@ def fine_tune(bundle_path, labeled_source, selected, config, *, from_scratch=Fal
 
     sources, summaries = [labeled_source], []
     for index, label in enumerate(selected):
-        labels, mask, summary = prepare_source(load_image(label.image), nib.load(label.mask), config, seed + index)
-        sources.append((labels, mask, summary))
-        summaries.append({"bids_name": label.bids_name, **summary})
+        source = prepare_source(load_image(label.image), nib.load(label.mask), config, seed + index)
+        sources.append(source)
+        summaries.append({"bids_name": label.bids_name, **source[2]})
     seed_everything(seed)
     unet = initial_unet(config, init)[0] if from_scratch else load_bundle(bundle_path).unet
     losses = train_unet(unet, sources, config, device=device, checkpoint=checkpoint, resume=resume, seed=seed)

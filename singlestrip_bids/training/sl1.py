@@ -48,7 +48,8 @@ class TrainingConfig:
 def prepare_source(image_img, mask_img, config: TrainingConfig, seed: int):
     """Conform an image and its brain mask to the working grid and fit the GMM class map.
 
-    Returns ``(labels uint8 (X, Y, Z), mask bool (X, Y, Z), gmm summary dict)``.
+    Returns ``(labels uint8 (X, Y, Z), mask bool (X, Y, Z), gmm summary dict, image float32 (X, Y, Z))``,
+    a source of ``synthesis.generator.Synthesizer``.
     """
     from singlestrip_bids.io.conform import conform, conform_mask
     from singlestrip_bids.synthesis.gmm import fit_class_map
@@ -57,12 +58,12 @@ def prepare_source(image_img, mask_img, config: TrainingConfig, seed: int):
     mask = conform_mask(mask_img, config.voxel_size, config.unet.multiple)
     labels, summary = fit_class_map(image.data, mask, n_brain=config.n_brain_classes,
                                     n_head=config.n_head_classes, seed=seed)
-    return labels, mask, summary
+    return labels, mask, summary, image.data
 
 
 def train_unet(unet, sources, config: TrainingConfig, *, device, checkpoint: Path | None = None,
                resume: bool = False, seed: int | None = None):
-    """Train ``unet`` in place on synthesis from ``sources`` [(labels, mask, gmm summary), …].
+    """Train ``unet`` in place on synthesis from ``sources`` [:func:`prepare_source`, …].
 
     Returns the loss history.
     """
@@ -127,7 +128,7 @@ def train_sl1(image_img, mask_img, bundle_path, config: TrainingConfig = Trainin
 
     ``labeled`` names the labeled example in the bundle's provenance; ``init`` is where the U-Net
     starts (:func:`initial_unet`); ``extra`` adds provenance (e.g. the sizing); ``source`` is the
-    ``(labels, mask, gmm summary)`` of the working grid, reused by self-training.
+    labeled example's :func:`prepare_source`, reused by self-training.
     """
 
     from singlestrip_bids.model.bundle import save_bundle
@@ -137,11 +138,12 @@ def train_sl1(image_img, mask_img, bundle_path, config: TrainingConfig = Trainin
     device = resolve_device(device) if isinstance(device, str) else device
     seed_everything(config.seed)
     start = time.perf_counter()
-    labels, mask, gmm = prepare_source(image_img, mask_img, config, config.seed)
+    source = prepare_source(image_img, mask_img, config, config.seed)
+    labels, mask, gmm, _ = source
     LOG.info("GMM class map: %d classes, brain %.0f mL on the working grid",
              int(labels.max()) + 1, mask.sum() * config.voxel_size**3 / 1000)
     unet, started_from = initial_unet(config, init)
-    losses = train_unet(unet, [(labels, mask, gmm)], config, device=device, checkpoint=checkpoint, resume=resume)
+    losses = train_unet(unet, [source], config, device=device, checkpoint=checkpoint, resume=resume)
     extra = {
         "training": {**config.to_dict(), "kind": "sl1", "labeled": labeled, "init": started_from,
                      "device": str(device),
@@ -152,4 +154,4 @@ def train_sl1(image_img, mask_img, bundle_path, config: TrainingConfig = Trainin
     }
     save_bundle(bundle_path, name=name, unet=unet, voxel_size=config.voxel_size,
                 head_margin_mm=config.head_margin_mm, qc_ae=qc_ae, extra=extra)
-    return Path(bundle_path), losses, (labels, mask, gmm)
+    return Path(bundle_path), losses, source

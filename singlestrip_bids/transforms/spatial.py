@@ -74,12 +74,16 @@ class SpatialTransform:
         positions = offsets @ matrix.T + shift
         return positions + self._displacement(out_shape, device).permute(0, 2, 3, 4, 1)
 
-    def __call__(self, labels: torch.Tensor, mask: torch.Tensor, out_shape, centre):
-        """Warp a label map (nearest) and a mask (linear, then ≥ 0.5) onto ``out_shape``."""
+    def __call__(self, labels: torch.Tensor, mask: torch.Tensor, out_shape, centre, image=None):
+        """Warp a label map (nearest) and a mask (linear, then ≥ 0.5) onto ``out_shape``; with an
+        ``image`` (1, X, Y, Z) on their grid, that too (linear, 0 outside), as a third result."""
         positions = self.grid(labels.shape[-3:], out_shape, centre, labels.device)
         warped_labels = sample_volume(labels[None].float(), positions, labels.shape[-3:], "nearest")[0]
         warped_mask = sample_volume(mask[None].float(), positions, mask.shape[-3:], "bilinear")[0]
-        return warped_labels.round().to(labels.dtype), (warped_mask >= 0.5).float()
+        warped = warped_labels.round().to(labels.dtype), (warped_mask >= 0.5).float()
+        if image is None:
+            return warped
+        return (*warped, sample_volume(image[None].float(), positions, image.shape[-3:], "bilinear")[0])
 
 
 @dataclass(frozen=True)
