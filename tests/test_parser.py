@@ -56,6 +56,7 @@ def test_positionals_and_defaults():
         (["--train-steps", "500"], "train_steps", 500),
         (["--batch-size", "2"], "batch_size", 2),
         (["--working-voxel-size", "1.5"], "working_voxel_size", 1.5),
+        (["--real-image-probability", "0.5"], "real_image_probability", 0.5),
         (["--ssl-learning-rate", "3e-5"], "ssl_learning_rate", 3e-5),
         (["--resume"], "resume", True),
         (["--qc-ae", "3d"], "qc_ae", "3d"),
@@ -94,6 +95,8 @@ def test_options(argv, attribute, expected):
         [*BASE, "--random-seed", "-1"],
         [*BASE, "--bids-filter-file", "no/such/filter.json"],
         [*BASE, "--init", "no/such/bundle"],
+        [*BASE, "--real-image-probability", "1.5"],
+        [*BASE, "--real-image-probability", "-0.1"],
     ],
 )
 def test_usage_errors_exit_2(argv, capsys):

@@ -186,12 +186,12 @@ def test_embedded_in_a_parent_pipeline_its_outputnode_gives_the_outputs(tmp_path
 
 @pytest.mark.skipif(not data_available(), reason=f"real test data not found at {DATA_DIR}")
 def test_a_bundle_with_a_dice_estimator_gives_the_estimate_and_the_verdict(tmp_path, tiny_bundle):
-    from singlestrip_bids.model.bundle import add_dice_estimator
-    from singlestrip_bids.model.estimator import DEFAULT_CONFIG, build_estimator
+    from singlestrip_bids.model.bundle import add_dice_estimator, load_bundle
+    from singlestrip_bids.model.estimator import estimator_from_unet
 
     bundle = tmp_path / "with_estimator"
     shutil.copytree(tiny_bundle, bundle)
-    add_dice_estimator(bundle, build_estimator({**DEFAULT_CONFIG, "features": [4, 8, 8]}))
+    add_dice_estimator(bundle, estimator_from_unet(load_bundle(tiny_bundle).unet))
     mice = DATA_DIR / "mouse_epi_sidneyp"
     image = mice / "sub-01/ses-1/anat/sub-01_ses-1_T2starw.nii.gz"
     workflow = build(bundle, mice, [image], tmp_path)

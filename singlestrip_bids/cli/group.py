@@ -49,6 +49,9 @@ def run_group(settings) -> int:
     training = one_shot_config(settings.init, seed=settings.random_seed, steps=settings.train_steps)
     if settings.batch_size is not None:
         training = replace(training, batch_size=settings.batch_size)
+    if settings.real_image_probability is not None:
+        training = replace(training, synthesis=replace(training.synthesis,
+                                                       real_image_probability=settings.real_image_probability))
     voxel_size = None if settings.working_voxel_size == "auto" else settings.working_voxel_size
     group_settings = GroupSettings(
         training=training, qc_ae=settings.qc_ae, top_k=settings.top_k, rounds=settings.ssl_rounds,

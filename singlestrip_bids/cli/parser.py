@@ -11,8 +11,8 @@ from pathlib import Path
 from singlestrip_bids import __version__
 
 
-def _number(kind, *, above=None, at_least=None):
-    """An argparse type converting to ``kind`` (int or float), finite, within a lower bound."""
+def _number(kind, *, above=None, at_least=None, at_most=None):
+    """An argparse type converting to ``kind`` (int or float), finite, within the given bounds."""
 
     def convert(text: str):
         try:
@@ -25,6 +25,8 @@ def _number(kind, *, above=None, at_least=None):
             raise argparse.ArgumentTypeError(f"must be > {above}: {text!r}")
         if at_least is not None and value < at_least:
             raise argparse.ArgumentTypeError(f"must be >= {at_least}: {text!r}")
+        if at_most is not None and value > at_most:
+            raise argparse.ArgumentTypeError(f"must be <= {at_most}: {text!r}")
         return value
 
     convert.__name__ = kind.__name__  # argparse names the type in its error messages
@@ -155,6 +157,10 @@ def _build_parser() -> argparse.ArgumentParser:
     group.add_argument("--working-voxel-size", type=_auto_or(_number(float, above=0)), default="auto", metavar="MM",
                        help="voxel size of the network's working grid in mm; auto: the labeled brain's "
                        "extent / 60, the patches, margin and QC box following it (default: %(default)s)")
+    group.add_argument("--real-image-probability", type=_number(float, at_least=0, at_most=1), metavar="P",
+                       help="share of training pairs that show a source's real image (the labeled one, the "
+                       "pseudo-labeled ones), warped and degraded, instead of an image painted from its "
+                       "class map (default: 0, synthesis only)")
     group.add_argument("--init", type=_init, default="default", metavar="{scratch,default,synthetic,BUNDLE}",
                        help="where one-shot training starts: random weights, the shipped model, the shipped "
                        "synthetic model, or a bundle folder with the same U-Net (default: %(default)s)")

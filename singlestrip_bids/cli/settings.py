@@ -46,6 +46,7 @@ class RunSettings:
     ssl_learning_rate: float | None = None
     batch_size: int | None = None
     working_voxel_size: float | str = "auto"  #: mm, or "auto"
+    real_image_probability: float | None = None
     init: str | Path = "default"
     resume: bool = False
     qc_ae: str = "2d"
