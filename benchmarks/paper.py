@@ -48,10 +48,8 @@ def group_settings(args):
     """The group level's settings for a fold: the package defaults, the benchmark's options aside."""
     from singlestrip_bids.training.group import SSL_LEARNING_RATE, SSL_STEPS, GroupSettings, one_shot_config
 
-    training = one_shot_config(args.init, seed=args.seed, steps=args.steps)
-    if args.real_image_probability is not None:
-        training = replace(training, synthesis=replace(training.synthesis,
-                                                       real_image_probability=args.real_image_probability))
+    training = one_shot_config(args.init, seed=args.seed, steps=args.steps,
+                               real_image_probability=args.real_image_probability)
     return GroupSettings(training=training, ae_steps=args.ae_steps, top_k=args.top_k, device=args.device,
                          init=str(args.init), resume=args.resume, ssl_steps=args.ssl_steps or SSL_STEPS,
                          ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE, ssl_final_learning_rate=args.ssl_final_lr)

@@ -1,8 +1,8 @@
 """How well do the QC scores (AE-2D, AE-3D, the Dice estimator, TTA) follow the true Dice of a mask?
 
     python benchmarks/qc_eval.py [--data DIR] [--out DIR] [--model BUNDLE] [--undertrained-steps 60]
-                                 [--ae-steps 1500] [--ae-kinds 2d 3d] [--estimator-steps 1000]
-                                 [--tta-copies 10] [--cases N] [--threads N]
+                                 [--ae-steps 1500] [--ae-kinds 2d 3d] [--estimator-steps 300]
+                                 [--tta-copies 10 (0: none)] [--cases N] [--threads N]
 
 The autoencoders are trained on the labeled example's mask (fs_training_t1/sub-01, as the shipped
 model). Every other real image of ``--data`` with a reference mask gets masks of graded quality:
@@ -190,8 +190,6 @@ def main(argv=None) -> int:
     parser.add_argument("--ae-kinds", nargs="*", default=["2d", "3d"], choices=["2d", "3d"])
     parser.add_argument("--estimator-steps", type=int, default=300,
                         help="Dice estimator steps (0: untrained, i.e. agreement with the U-Net)")
-    parser.add_argument("--estimator-from", type=Path, default=None,
-                        help="take the Dice estimator of this bundle instead of training one")
     parser.add_argument("--tta-copies", type=int, default=10, help="0: no TTA")
     parser.add_argument("--cases", type=int, default=len(CASES), help="use the first N cases only")
     parser.add_argument("--threads", type=int, default=None)
@@ -216,11 +214,8 @@ def main(argv=None) -> int:
     model_path = args.model or default_bundle_path()
     trained = load_bundle(model_path)
     autoencoders = train_autoencoders(args.data, trained, args.ae_steps, args.seed, device, args.ae_kinds)
-    if args.estimator_from is not None:
-        estimator = load_bundle(args.estimator_from).dice_estimator
-    else:
-        estimator = train_dice_estimator(args.data, trained, args.estimator_steps, args.seed, device)
-        add_dice_estimator(shutil.copytree(model_path, args.out / "with_estimator", dirs_exist_ok=True), estimator)
+    estimator = train_dice_estimator(args.data, trained, args.estimator_steps, args.seed, device)
+    add_dice_estimator(shutil.copytree(model_path, args.out / "with_estimator", dirs_exist_ok=True), estimator)
     models = {"trained": model_path,
               "undertrained": undertrained_bundle(args.data, trained, args.undertrained_steps, work, device)}
     rng = np.random.default_rng(args.seed)

@@ -46,12 +46,10 @@ def run_group(settings) -> int:
     else:
         labeled_image, labeled_mask = find_labeled_mask(settings.bids_dir, settings.labeled_subject, suffix, filters)
     check_labeled_mask(load_image(labeled_image), load_image(labeled_mask))
-    training = one_shot_config(settings.init, seed=settings.random_seed, steps=settings.train_steps)
+    training = one_shot_config(settings.init, seed=settings.random_seed, steps=settings.train_steps,
+                               real_image_probability=settings.real_image_probability)
     if settings.batch_size is not None:
         training = replace(training, batch_size=settings.batch_size)
-    if settings.real_image_probability is not None:
-        training = replace(training, synthesis=replace(training.synthesis,
-                                                       real_image_probability=settings.real_image_probability))
     voxel_size = None if settings.working_voxel_size == "auto" else settings.working_voxel_size
     group_settings = GroupSettings(
         training=training, qc_ae=settings.qc_ae, top_k=settings.top_k, rounds=settings.ssl_rounds,

@@ -43,15 +43,18 @@ SSL_LEARNING_RATE = 1e-4
 ESTIMATOR_STEPS = 0
 
 
-def one_shot_config(init: str, *, seed: int = 0, steps: int | None = None) -> TrainingConfig:
+def one_shot_config(init: str, *, seed: int = 0, steps: int | None = None,
+                    real_image_probability: float | None = None) -> TrainingConfig:
     """SL-1's training configuration for a start ``init`` ("scratch", "default", "synthetic" or a
     bundle): from scratch TrainingConfig's (3000 steps, constant rate); from a trained bundle
     :data:`WARM_START_STEPS` steps whose rate decays to :data:`WARM_START_FINAL_LEARNING_RATE`.
-    ``steps`` overrides the length."""
+    ``steps`` overrides the length, ``real_image_probability`` the synthesis's share of real images."""
     if str(init) == "scratch":
         config = TrainingConfig(seed=seed)
     else:
         config = TrainingConfig(seed=seed, steps=WARM_START_STEPS, final_learning_rate=WARM_START_FINAL_LEARNING_RATE)
+    if real_image_probability is not None:
+        config = replace(config, synthesis=replace(config.synthesis, real_image_probability=real_image_probability))
     return replace(config, steps=steps) if steps else config
 
 
