@@ -7,7 +7,7 @@ images) are shown below the paper's models.
 
 import statistics
 
-import numpy as np
+from agreement import agreement
 from table import format_table
 
 # The paper's results, as "Dice / HD95 mm" on its in-distribution (FSM T1w) and OOD (ASL) test sets.
@@ -24,15 +24,6 @@ MODELS = list(PAPER)
 #: fold's unlabeled images (``training.self_training.best_model``); not in the paper
 QC_CHOSEN = "SL-1 or SSL-AE, QC-chosen"
 PEERS = ["shipped model (human)", "deepbet", "HD-BET (fast)"]
-
-
-def agreement(scores, truths) -> dict:
-    """Pearson r and mean absolute error between QC scores and true Dice values."""
-    scores, truths = np.asarray(scores, dtype=float), np.asarray(truths, dtype=float)
-    r = float(np.corrcoef(scores, truths)[0, 1]) if len(scores) > 1 and scores.std() > 0 and truths.std() > 0 \
-        else None
-    return {"pearson_r": r, "mae": float(np.mean(np.abs(scores - truths))) if len(scores) else None,
-            "n": int(len(scores))}
 
 
 def _mean_sd(values, spec: str) -> str:
@@ -64,10 +55,10 @@ def summary_tables(rows, qc_rows, dataset: str = "human") -> str:
         if any(row[key] is None for row in qc_rows):
             continue
         result = agreement([row[key] for row in qc_rows], [row["true_dice"] for row in qc_rows])
-        qc_records.append({"score": score, "pearson_r": result["pearson_r"], "mae": result["mae"], "n": result["n"],
-                           "paper_r": PAPER_QC[score][0], "paper_mae": PAPER_QC[score][1]})
-    qc = format_table(qc_records, ["score", "pearson_r", "mae", "n", "paper_r", "paper_mae"],
-                      {"pearson_r": "Pearson r", "mae": "MAE", "paper_r": "paper r", "paper_mae": "paper MAE"})
+        qc_records.append({"score": score, **result, "paper_r": PAPER_QC[score][0], "paper_mae": PAPER_QC[score][1]})
+    qc = format_table(qc_records, ["score", "pearson_r", "spearman", "mae", "auc", "n", "paper_r", "paper_mae"],
+                      {"pearson_r": "Pearson r", "mae": "MAE", "auc": "AUC (Dice < 0.9)", "paper_r": "paper r",
+                       "paper_mae": "paper MAE"})
     return "\n\n".join([f"{dataset}: mean ± SD over folds and test images", models,
                          "QC score vs true Dice of SL-1's masks (pooled over folds)", qc])
 

@@ -1,17 +1,24 @@
 """How well do the QC scores (AE-2D, AE-3D, the Dice estimator, TTA) follow the true Dice of a mask?
 
-    python benchmarks/qc_eval.py [--data DIR] [--out DIR] [--model BUNDLE] [--undertrained-steps 60]
-                                 [--ae-steps 1500] [--ae-kinds 2d 3d] [--estimator-steps 300]
-                                 [--tta-copies 10 (0: none)] [--cases N] [--threads N]
+    python benchmarks/qc_eval.py [--dataset human|mouse] [--fold F] [--data DIR] [--out DIR]
+                                 [--model BUNDLE] [--peers RESULTS_JSON ...] [--undertrained-steps 60] [--ae-steps 1500]
+                                 [--ae-kinds 2d 3d] [--estimator-steps 300] [--tta-copies 10 (0: none)]
+                                 [--cases N] [--threads N]
 
-The autoencoders are trained on the labeled example's mask (fs_training_t1/sub-01, as the shipped
-model). Every other real image of ``--data`` with a reference mask gets masks of graded quality:
-the predictions of a trained model (``--model``, default the shipped one) and of an under-trained
-SL-1 model (``--undertrained-steps`` steps), and corruptions of its reference mask (erosion,
-dilation, missing slab, leaked skull, holes, shift). Each mask is scored with AE-2D and AE-3D
-(``qc.score`` as the participant level does) and, for predictions, with TTA agreement. Prints a
-table of Pearson r and MAE against the true Dice (native grid), writes ``qc_eval.json`` and, when
-matplotlib is installed, ``qc_eval.png`` (scatter plots).
+The autoencoders and the estimator are trained on one labeled example, as the group level would:
+``--dataset human`` labels fs_training_t1/sub-01 (the shipped model's example) and grades ten other
+real heads; ``--dataset mouse`` labels the labeled image of mouse fold ``--fold`` (``folds.py``) and
+grades every masked image of the other animals, with ``--model`` a bundle trained on that image
+(``paper.py``'s ``fold-F/SL-1``). The autoencoders' box follows the labeled brain
+(``training.sizing``). Every graded image gets masks of graded quality: the predictions of the
+trained model (``--model``, default the shipped one) and of an under-trained SL-1 model
+(``--undertrained-steps`` steps from random weights, with the trained model's sizes), the masks
+other tools made of it in ``benchmarks/run.py`` runs (``--peers``: deepbet, HD-BET), and
+corruptions of its reference mask (erosion, dilation, missing slab, leaked skull, holes, shift).
+Each mask is scored with AE-2D and AE-3D (``qc.score`` as the participant level does), the Dice
+estimator and, for predictions, TTA agreement. Prints Pearson r, Spearman, MAE and the AUC for
+detecting a true Dice below 0.9, over all masks, the predictions and per contrast; writes
+``qc_eval.json`` and, when matplotlib is installed, ``qc_eval.png`` (scatter plots).
 """
 
 import argparse
@@ -23,33 +30,38 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
+from agreement import GOOD_DICE, agreement
+from cases import DEFAULT_DATA, load_reference, shared_cases
+from folds import make_folds
 from scipy import ndimage
 
 from singlestrip_bids.io.conform import conform, conform_mask
 from singlestrip_bids.metrics import dice
 from singlestrip_bids.model.bundle import Bundle, add_dice_estimator, default_bundle_path, load_bundle
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-LABELED = ("fs_training_t1/sub-01/T1.mgz", "fs_training_t1/sub-01/brainmask_bin.nii.gz")
-CASES = [
-    ("fs_training_t1/sub-02/T1.mgz", "fs_training_t1/sub-02/brainmask_bin.nii.gz"),
-    ("colin27_ch2/ch2.nii.gz", "colin27_ch2/ch2_brainmask_from-ch2bet.nii.gz"),
-    ("ms_lesjak_longitudinal/patient01/study1_T1W.nii.gz",
-     "ms_lesjak_longitudinal/patient01/study1_T1W_brainmask.nii.gz"),
-    ("mrtrix_scripttest_sub01/sub-01_T1w.nii.gz", "mrtrix_scripttest_sub01/sub-01_brainmask.nii.gz"),
-    ("fs_training_t1/sub-04/T1.mgz", "fs_training_t1/sub-04/brainmask_bin.nii.gz"),
-    ("ms_lesjak_longitudinal/patient03/study2_FLAIR.nii.gz",
-     "ms_lesjak_longitudinal/patient03/study2_FLAIR_brainmask.nii.gz"),
-    ("fs_training_t1/sub-05/T1.mgz", "fs_training_t1/sub-05/brainmask_bin.nii.gz"),
-    ("icbm152_2009c_2mm/2mm_T1.nii.gz", "icbm152_2009c_2mm/2mm_brainmask.nii.gz"),
-    ("fs_training_t1/sub-06/T1.mgz", "fs_training_t1/sub-06/brainmask_bin.nii.gz"),
-    ("ms_lesjak_longitudinal/patient03/study2_T1W.nii.gz",
-     "ms_lesjak_longitudinal/patient03/study2_T1W_brainmask.nii.gz"),
+#: the human images graded (``cases.shared_cases`` names); the labeled one is human fold 1's (fs_training_t1/sub-01)
+HUMAN_CASES = [
+    "fs_training_t1/sub-02", "colin27_ch2/ch2", "ms_lesjak_longitudinal/patient01/study1_T1W",
+    "mrtrix_scripttest_sub01/sub-01_T1w", "fs_training_t1/sub-04", "ms_lesjak_longitudinal/patient03/study2_FLAIR",
+    "fs_training_t1/sub-05", "icbm152_2009c_2mm/2mm_T1", "fs_training_t1/sub-06",
+    "ms_lesjak_longitudinal/patient03/study2_T1W",
 ]
 
 
-def voxel_sizes(affine) -> np.ndarray:
-    return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+def graded_cases(dataset: str, data: Path, fold: int = 1) -> tuple:
+    """``(labeled Case, graded Cases)``: the labeled example of the dataset's fold ``fold`` and the
+    images with a reference that it grades (human: :data:`HUMAN_CASES`; mouse: every masked image of
+    the fold's other animals, unlabeled and test alike)."""
+    folds = make_folds(dataset, data, max(fold, 1))
+    if len(folds) < fold:
+        raise SystemExit(f"error: no {dataset} fold {fold} under {data}")
+    labeled = folds[fold - 1].labeled
+    if dataset == "human":
+        by_name = {case.name: case for case in shared_cases(data)}
+        return labeled, [by_name[name] for name in HUMAN_CASES if name in by_name]
+    chosen = folds[fold - 1]
+    return labeled, sorted([case for case in chosen.unlabeled if case.reference is not None] + chosen.test,
+                           key=lambda case: case.name)
 
 
 def corruptions(reference: np.ndarray, sizes, rng: np.random.Generator) -> dict:
@@ -83,27 +95,39 @@ def corruptions(reference: np.ndarray, sizes, rng: np.random.Generator) -> dict:
     return out
 
 
-def train_autoencoders(data: Path, bundle: Bundle, steps: int, seed: int, device, kinds=("2d", "3d")) -> dict:
+def train_autoencoders(labeled, bundle: Bundle, steps: int, seed: int, device, kinds=("2d", "3d")) -> dict:
+    """AE-2D and AE-3D trained on the ``labeled`` Case's mask, their box sized from it as the group level does."""
     from singlestrip_bids.training.autoencoder import train_autoencoder
+    from singlestrip_bids.training.sizing import derive_sizing
 
-    mask = conform_mask(nib.load(data / LABELED[1]), bundle.voxel_size, bundle.size_multiple)
+    mask_img = nib.load(labeled.reference)
+    sizing = derive_sizing(mask_img, voxel_size=bundle.voxel_size, multiple=bundle.size_multiple)
+    mask = conform_mask(mask_img, bundle.voxel_size, bundle.size_multiple)
     out = {}
     for kind in kinds:
         start = time.perf_counter()
         out[kind], _ = train_autoencoder(mask, kind=kind, steps=steps, seed=seed, device=device,
-                                         voxel_size=bundle.voxel_size)
+                                         voxel_size=bundle.voxel_size, architecture=sizing.ae_architecture(kind),
+                                         augmentation={"shift_mm": sizing.ae_shift_mm})
         print(f"AE-{kind}: {steps} steps in {time.perf_counter() - start:.0f} s")
     return out
 
 
-def train_dice_estimator(data: Path, bundle: Bundle, steps: int, seed: int, device):
-    """The Dice estimator trained on the labeled example alone, as the group level would (its U-Net's
+def training_config(bundle: Bundle):
+    """The bundle's own training configuration (its working grid, patches and synthesis)."""
+    from singlestrip_bids.training.sl1 import TrainingConfig
+
+    return TrainingConfig.from_dict(bundle.config["training"])
+
+
+def train_dice_estimator(labeled, bundle: Bundle, steps: int, seed: int, device):
+    """The Dice estimator trained on the ``labeled`` Case alone, as the group level would (its U-Net's
     thresholded predictions among the candidates)."""
     from singlestrip_bids.training.estimator import train_estimator
-    from singlestrip_bids.training.sl1 import TrainingConfig, prepare_source
+    from singlestrip_bids.training.sl1 import prepare_source
 
-    config = TrainingConfig.from_dict(bundle.config["training"])
-    source = prepare_source(nib.load(data / LABELED[0]), nib.load(data / LABELED[1]), config, seed)
+    config = training_config(bundle)
+    source = prepare_source(nib.load(labeled.image), nib.load(labeled.reference), config, seed)
     start = time.perf_counter()
     model, _ = train_estimator([source], config.synthesis, voxel_mm=bundle.voxel_size, unet=bundle.unet, steps=steps,
                                seed=seed, device=device)
@@ -111,15 +135,14 @@ def train_dice_estimator(data: Path, bundle: Bundle, steps: int, seed: int, devi
     return model
 
 
-def undertrained_bundle(data: Path, trained: Bundle, steps: int, folder: Path, device) -> Path:
+def undertrained_bundle(labeled, trained: Bundle, steps: int, folder: Path, device) -> Path:
+    """SL-1 after ``steps`` steps from random weights on the ``labeled`` Case, with the trained model's sizes."""
     from dataclasses import replace
 
-    from singlestrip_bids.model.unet import UNetConfig
-    from singlestrip_bids.training.sl1 import TrainingConfig, train_sl1
+    from singlestrip_bids.training.sl1 import train_sl1
 
-    config = replace(TrainingConfig(), steps=steps, voxel_size=trained.voxel_size,
-                     unet=UNetConfig(**trained.config["unet"]["config"]))
-    path, _, _ = train_sl1(nib.load(data / LABELED[0]), nib.load(data / LABELED[1]), folder / "undertrained",
+    config = replace(training_config(trained), steps=steps, learning_rate=1e-3, final_learning_rate=None)
+    path, _, _ = train_sl1(nib.load(labeled.image), nib.load(labeled.reference), folder / "undertrained",
                            config, device=device, name="undertrained")
     return path
 
@@ -133,16 +156,15 @@ def predicted_mask(image_path: Path, bundle_path: Path, folder: Path, device) ->
 
 
 def summarise(rows: list, score: str, subset=None) -> dict:
+    """:func:`agreement.agreement` of ``score`` with the true Dice over the rows that have it (and pass ``subset``)."""
     chosen = [row for row in rows if row.get(score) is not None and (subset is None or subset(row))]
     if len(chosen) < 3:
         return {"n": len(chosen)}
-    truth = np.array([row["true_dice"] for row in chosen])
-    values = np.array([row[score] for row in chosen])
-    r = float(np.corrcoef(values, truth)[0, 1]) if values.std() > 0 and truth.std() > 0 else float("nan")
-    return {"n": len(chosen), "pearson_r": round(r, 3), "mae": round(float(np.abs(values - truth).mean()), 3)}
+    result = agreement([row[score] for row in chosen], [row["true_dice"] for row in chosen])
+    return {key: value if value is None or key == "n" else round(value, 3) for key, value in result.items()}
 
 
-def best_threshold(rows: list, score: str, good_dice: float = 0.9) -> dict:
+def best_threshold(rows: list, score: str, good_dice: float = GOOD_DICE) -> dict:
     """Threshold on ``score`` that best separates masks of true Dice ≥ ``good_dice`` (Youden's J)."""
     values = np.array([row[score] for row in rows])
     good = np.array([row["true_dice"] >= good_dice for row in rows])
@@ -180,87 +202,138 @@ def scatter(rows: list, scores: list, path: Path) -> bool:
     return True
 
 
-def main(argv=None) -> int:
+def peer_masks(results_files) -> dict:
+    """``{image name: {method: mask file}}`` from ``benchmarks/run.py`` results (its masks of the same images)."""
+    masks = {}
+    for path in results_files:
+        for row in json.loads(Path(path).read_text())["rows"]:
+            if row["status"] == "ok" and row.get("mask_path") and Path(row["mask_path"]).is_file():
+                masks.setdefault(row["image"], {})[row["method"]] = Path(row["mask_path"])
+    return masks
+
+
+def grade_case(case, trained: Bundle, models: dict, autoencoders: dict, estimator, args, work: Path, rng,
+               device, peers: dict | None = None) -> list:
+    """One row per graded mask of ``case``: its origin, true Dice and every QC score; ``peers``: other
+    tools' masks of it (``{method: mask file}``), graded as predictions."""
+    from singlestrip_bids.inference.predict import get_predictor
+    from singlestrip_bids.qc.autoencoder import ae_dice
+    from singlestrip_bids.qc.estimator import estimate_dice
+    from singlestrip_bids.qc.tta import tta_agreement
+
+    reference, mask_img, sizes = load_reference(case)
+    masks = {name: ("corruption", mask) for name, mask in corruptions(reference, sizes, rng).items()}
+    conformed = conform(nib.load(case.image), trained.voxel_size, trained.size_multiple)
+    tta = {}
+    for name, path in models.items():
+        masks[f"pred-{name}"] = ("prediction", predicted_mask(case.image, path, work, device))
+        if args.tta_copies:
+            tta[f"pred-{name}"] = tta_agreement(get_predictor(path, device), conformed.data,
+                                                copies=args.tta_copies, seed=args.seed)["tta_dice"]
+    for method, path in (peers or {}).items():
+        masks[f"peer-{method}"] = ("prediction", np.asanyarray(nib.load(path).dataobj) > 0)
+    rows = []
+    for name, (origin, mask) in masks.items():
+        working = conform_mask(nib.Nifti1Image(mask.astype(np.uint8), mask_img.affine), trained.voxel_size,
+                               trained.size_multiple)
+        scores = {f"ae{kind}": round(ae_dice(ae, working), 4) for kind, ae in autoencoders.items()}
+        scores["estimator"] = round(estimate_dice(
+            estimator, conformed.data, working, head_margin_voxels=trained.head_margin_voxels,
+            size_multiple=trained.size_multiple), 4)
+        rows.append({"image": case.name, "contrast": case.contrast, "mask": name, "origin": origin,
+                     "true_dice": round(dice(mask, reference), 4), **scores,
+                     "tta": None if name not in tta else round(tta[name], 4)})
+    return rows
+
+
+def summary_of(rows: list, scores: list) -> dict:
+    """Per score: agreement over all masks, the predictions and each contrast, and the best threshold."""
+    contrasts = sorted({row["contrast"] for row in rows})
+    return {score: {"all": summarise(rows, score),
+                    "predictions": summarise(rows, score, lambda row: row["origin"] == "prediction"),
+                    **{contrast: summarise(rows, score, lambda row, c=contrast: row["contrast"] == c)
+                       for contrast in contrasts},
+                    "threshold": best_threshold(rows, score) if score != "tta" else {}}
+            for score in scores}
+
+
+def summary_table(summary: dict) -> str:
+    from table import format_table
+
+    records = [{"score": score, "subset": subset, **entry} for score, parts in summary.items()
+               for subset, entry in parts.items() if subset != "threshold"]
+    return format_table(records, ["score", "subset", "n", "pearson_r", "spearman", "mae", "auc"],
+                        {"pearson_r": "Pearson r", "mae": "MAE", "auc": f"AUC (Dice < {GOOD_DICE})"})
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=("human", "mouse"), default="human",
+                        help="whose labeled example and images (default human)")
+    parser.add_argument("--fold", type=int, default=1, help="the fold whose labeled example trains the QC (default 1)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--model", type=Path, default=None, help="trained bundle (default: the shipped model)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="bundle trained on the labeled example (default: the shipped model; mouse: required)")
     parser.add_argument("--undertrained-steps", type=int, default=60)
     parser.add_argument("--ae-steps", type=int, default=1500)
     parser.add_argument("--ae-kinds", nargs="*", default=["2d", "3d"], choices=["2d", "3d"])
     parser.add_argument("--estimator-steps", type=int, default=300,
                         help="Dice estimator steps (0: untrained, i.e. agreement with the U-Net)")
     parser.add_argument("--tta-copies", type=int, default=10, help="0: no TTA")
-    parser.add_argument("--cases", type=int, default=len(CASES), help="use the first N cases only")
+    parser.add_argument("--peers", type=Path, nargs="+", default=[],
+                        help="results.json files of benchmarks/run.py: their masks of the graded images join the "
+                             "predictions")
+    parser.add_argument("--cases", type=int, default=None, help="use the first N graded images only")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.model is None and args.dataset != "human":
+        parser.error(f"--dataset {args.dataset} needs --model: a bundle trained on its fold's labeled image")
+    return args
+
+
+def main(argv=None) -> int:
+    from measure import machine_description
+
+    args = parse_args(argv)
     from singlestrip_bids.cli.progress import set_console_logging
 
     set_console_logging()  # each training phase's progress on stderr, as the group level shows it
-    from singlestrip_bids.inference.predict import get_predictor
     from singlestrip_bids.model.device import resolve_device
-    from singlestrip_bids.qc.autoencoder import ae_dice
-    from singlestrip_bids.qc.estimator import estimate_dice
-    from singlestrip_bids.qc.tta import tta_agreement
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device("auto")
     torch.manual_seed(args.seed)
+    labeled, cases = graded_cases(args.dataset, args.data, args.fold)
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / "qc_eval_work"
     work.mkdir(exist_ok=True)
     model_path = args.model or default_bundle_path()
     trained = load_bundle(model_path)
-    autoencoders = train_autoencoders(args.data, trained, args.ae_steps, args.seed, device, args.ae_kinds)
-    estimator = train_dice_estimator(args.data, trained, args.estimator_steps, args.seed, device)
+    print(f"labeled example: {labeled.name}; {len(cases[: args.cases])} graded images; model {model_path}")
+    autoencoders = train_autoencoders(labeled, trained, args.ae_steps, args.seed, device, args.ae_kinds)
+    estimator = train_dice_estimator(labeled, trained, args.estimator_steps, args.seed, device)
     add_dice_estimator(shutil.copytree(model_path, args.out / "with_estimator", dirs_exist_ok=True), estimator)
     models = {"trained": model_path,
-              "undertrained": undertrained_bundle(args.data, trained, args.undertrained_steps, work, device)}
-    rng = np.random.default_rng(args.seed)
+              "undertrained": undertrained_bundle(labeled, trained, args.undertrained_steps, work, device)}
+    rng, peers = np.random.default_rng(args.seed), peer_masks(args.peers)
     rows = []
-    for image_rel, mask_rel in CASES[: args.cases]:
+    for case in cases[: args.cases]:
         start = time.perf_counter()
-        image_img, mask_img = nib.load(args.data / image_rel), nib.load(args.data / mask_rel)
-        reference = np.asanyarray(mask_img.dataobj) > 0
-        masks = {name: ("corruption", mask)
-                 for name, mask in corruptions(reference, voxel_sizes(mask_img.affine), rng).items()}
-        conformed = conform(image_img, trained.voxel_size, trained.size_multiple)
-        tta = {}
-        for name, path in models.items():
-            masks[f"pred-{name}"] = ("prediction", predicted_mask(args.data / image_rel, path, work, device))
-            if args.tta_copies:
-                tta[f"pred-{name}"] = tta_agreement(get_predictor(path, device), conformed.data,
-                                                    copies=args.tta_copies, seed=args.seed)["tta_dice"]
-        for name, (origin, mask) in masks.items():
-            working = conform_mask(nib.Nifti1Image(mask.astype(np.uint8), mask_img.affine), trained.voxel_size,
-                                   trained.size_multiple)
-            scores = {f"ae{kind}": round(ae_dice(ae, working), 4) for kind, ae in autoencoders.items()}
-            scores["estimator"] = round(estimate_dice(
-                estimator, conformed.data, working, head_margin_voxels=trained.head_margin_voxels,
-                size_multiple=trained.size_multiple), 4)
-            rows.append({"image": image_rel, "mask": name, "origin": origin,
-                         "true_dice": round(dice(mask, reference), 4), **scores,
-                         "tta": None if name not in tta else round(tta[name], 4)})
-        print(f"{image_rel}: {len(masks)} masks in {time.perf_counter() - start:.0f} s")
+        rows += (case_rows := grade_case(case, trained, models, autoencoders, estimator, args, work, rng, device,
+                                         peers.get(case.name)))
+        print(f"{case.name}: {len(case_rows)} masks in {time.perf_counter() - start:.0f} s")
     scores = [*(f"ae{kind}" for kind in autoencoders), "estimator", *(["tta"] if args.tta_copies else [])]
-    summary = {
-        score: {"all": summarise(rows, score),
-                "predictions": summarise(rows, score, lambda row: row["origin"] == "prediction"),
-                "threshold": best_threshold(rows, score) if score != "tta" else {}}
-        for score in scores
-    }
-    print(f"\n{'score':6} {'subset':12} {'n':>4} {'r':>7} {'MAE':>7}")
-    for score, parts in summary.items():
-        for subset in ("all", "predictions"):
-            entry = parts[subset]
-            print(f"{score:6} {subset:12} {entry['n']:4d} {entry.get('pearson_r', float('nan')):7.3f} "
-                  f"{entry.get('mae', float('nan')):7.3f}")
+    summary = summary_of(rows, scores)
+    print()
+    print(summary_table(summary))
     for score in (score for score in scores if score != "tta"):
-        print(f"{score}: threshold separating true Dice >= 0.9: {summary[score]['threshold']}")
+        print(f"{score}: threshold separating true Dice >= {GOOD_DICE}: {summary[score]['threshold']}")
     settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
-    result = {"settings": settings, "device": str(device), "summary": summary, "rows": rows}
+    result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine_description(),
+              "labeled": labeled.name, "settings": settings, "device": str(device), "summary": summary, "rows": rows}
     (args.out / "qc_eval.json").write_text(json.dumps(result, indent=2) + "\n")
     if scatter(rows, scores, args.out / "qc_eval.png"):
         print(f"scatter plot: {args.out / 'qc_eval.png'}")

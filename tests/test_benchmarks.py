@@ -17,6 +17,7 @@ from helpers_bids import DATA_DIR, data_available, make_bids_dataset
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
+import agreement  # noqa: E402
 import border  # noqa: E402
 import cases  # noqa: E402
 import measure  # noqa: E402
@@ -143,9 +144,37 @@ def test_bids_cases_use_the_apps_mask_names(tmp_path):
 
 
 def test_qc_agreement():
-    perfect = paper_tables.agreement([0.5, 0.7, 0.9], [0.6, 0.8, 1.0])
+    perfect = agreement.agreement([0.5, 0.7, 0.9], [0.6, 0.8, 1.0])
     assert perfect["pearson_r"] == pytest.approx(1.0) and perfect["mae"] == pytest.approx(0.1)
-    assert paper_tables.agreement([0.9, 0.9], [0.5, 0.8])["pearson_r"] is None  # constant score: undefined
+    assert perfect["spearman"] == pytest.approx(1.0) and perfect["auc"] == 1.0  # 0.5, 0.7 bad; 0.9 good
+    constant = agreement.agreement([0.9, 0.9], [0.5, 0.8])
+    assert constant["pearson_r"] is None and constant["spearman"] is None  # constant score: undefined
+    assert constant["auc"] is None  # no good mask to tell apart
+
+
+def test_detection_auc_is_the_share_of_bad_good_pairs_ordered_right():
+    # bad masks (true < 0.9) score 0.95 and 0.5; good ones 0.9 and 0.97: 3 of 4 pairs ordered, none tied
+    assert agreement.detection_auc([0.95, 0.5, 0.9, 0.97], [0.7, 0.6, 0.92, 0.95]) == pytest.approx(0.75)
+    assert agreement.detection_auc([0.9, 0.9], [0.5, 0.95]) == pytest.approx(0.5)  # a tie counts half
+    # a monotone but nonlinear score: rank correlation 1, Pearson below it
+    curved = agreement.agreement([0.1, 0.2, 0.3, 0.99], [0.6, 0.7, 0.8, 0.9])
+    assert curved["spearman"] == pytest.approx(1.0) and curved["pearson_r"] < 0.9
+
+
+@needs_data
+def test_qc_eval_grades_mouse_images_of_other_animals_than_the_labeled_one():
+    import qc_eval
+    from folds import animal
+
+    labeled, graded = qc_eval.graded_cases("mouse", DATA_DIR, 2)
+    assert labeled.name == "mouse_epi_sidneyp/sub-03/ses-1"  # fold 2's labeled mouse
+    assert graded and all(case.reference is not None for case in graded)
+    assert animal(labeled.name) not in {animal(case.name) for case in graded}
+    assert len(graded) == 28 - 2  # every masked image of the other 14 animals
+    human_labeled, human = qc_eval.graded_cases("human", DATA_DIR)
+    assert human_labeled.name == "fs_training_t1/sub-01" and len(human) == len(qc_eval.HUMAN_CASES)
+    with pytest.raises(SystemExit):  # a mouse run needs a bundle trained on the fold's labeled mouse
+        qc_eval.parse_args(["--dataset", "mouse"])
 
 
 @needs_data
