@@ -154,9 +154,9 @@ def test_cli_group_level_with_labeled_mask_and_tta_ranking(bids, tmp_path):
                  "--skip-bids-validation",
                  "--train-steps", "1", "--working-voxel-size", "12", "--top-k", "5", "--ssl-rounds", "1",
                  "--ssl-ranking", "tta", "--qc-ae-steps", "2", "--qc-estimator-steps", "2", "--device", "cpu",
-                 "--real-image-probability", "0.5", "-w", str(tmp_path / "work")])
+                 "-w", str(tmp_path / "work")])
     assert code == 0
-    for model in ("round-0", "round-1"):  # the labeled image and the pseudo-labeled ones are shown as they are
+    for model in ("round-0", "round-1"):  # by default the labeled and pseudo-labeled images are shown as they are
         assert load_bundle(out / "models" / model).config["training"]["synthesis"]["real_image_probability"] == 0.5
     rows, columns = _table(out / "group_T1w.tsv")
     assert columns == ["bids_name", "round", "ae_dice", "tta_dice", "dice_estimate", "brain_volume_ml", "selected"]

@@ -36,6 +36,9 @@ def test_warm_starts_are_short_and_decay_their_rate_and_scratch_is_the_shipped_r
     scratch = one_shot_config("scratch")
     assert (scratch.steps, scratch.final_learning_rate) == (3000, None)
     assert one_shot_config("default", steps=40).steps == 40
+    # half the pairs show the real image unless told otherwise (an explicit 0 paints every pair)
+    assert warm.synthesis.real_image_probability == scratch.synthesis.real_image_probability == 0.5
+    assert one_shot_config("default", real_image_probability=0.0).synthesis.real_image_probability == 0.0
 
 
 def test_self_training_keeps_sl1s_config_but_its_own_steps_and_rate():
