@@ -152,7 +152,8 @@ def test_cli_group_level_with_labeled_mask_and_tta_ranking(bids, tmp_path):
     out = tmp_path / "out"
     code = main([str(bids), str(out), "group", "--labeled-subject", "01", "--labeled-mask", str(labeled_mask),
                  "--skip-bids-validation",
-                 "--train-steps", "1", "--working-voxel-size", "12", "--top-k", "5", "--ssl-rounds", "1",
+                 "--train-steps", "1", "--ssl-steps", "2", "--working-voxel-size", "12", "--top-k", "5",
+                 "--ssl-rounds", "1",
                  "--ssl-ranking", "tta", "--qc-ae-steps", "2", "--qc-estimator-steps", "2", "--device", "cpu",
                  "-w", str(tmp_path / "work")])
     assert code == 0
