@@ -7,7 +7,7 @@ images) are shown below the paper's models.
 
 import statistics
 
-from agreement import agreement
+from agreement import GOOD_DICE, agreement
 from table import format_table
 
 # The paper's results, as "Dice / HD95 mm" on its in-distribution (FSM T1w) and OOD (ASL) test sets.
@@ -57,7 +57,7 @@ def summary_tables(rows, qc_rows, dataset: str = "human") -> str:
         result = agreement([row[key] for row in qc_rows], [row["true_dice"] for row in qc_rows])
         qc_records.append({"score": score, **result, "paper_r": PAPER_QC[score][0], "paper_mae": PAPER_QC[score][1]})
     qc = format_table(qc_records, ["score", "pearson_r", "spearman", "mae", "auc", "n", "paper_r", "paper_mae"],
-                      {"pearson_r": "Pearson r", "mae": "MAE", "auc": "AUC (Dice < 0.9)", "paper_r": "paper r",
+                      {"pearson_r": "Pearson r", "mae": "MAE", "auc": f"AUC (Dice < {GOOD_DICE})", "paper_r": "paper r",
                        "paper_mae": "paper MAE"})
     return "\n\n".join([f"{dataset}: mean ± SD over folds and test images", models,
                          "QC score vs true Dice of SL-1's masks (pooled over folds)", qc])
