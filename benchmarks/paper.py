@@ -1,7 +1,7 @@
 """The paper's experiment (the method's steps 2-4 and its results table) on the shared data.
 
     python benchmarks/paper.py [--dataset human|mouse] [--quick] [--folds N] [--top-k K] [--steps N]
-                               [--ssl-steps N] [--ssl-lr LR] [--ssl-final-lr LR] [--retrain]
+                               [--ssl-steps N] [--ssl-lr LR] [--ssl-final-lr LR] [--pseudo-label-band N] [--retrain]
                                [--init scratch|default|BUNDLE] [--sl1-model BUNDLE|default] [--models M ...]
                                [--fold F ...] [--resume]
                                [--peers RESULTS_JSON ...] [--data DIR] [--out DIR] [--device auto|cpu|cuda]
@@ -52,7 +52,8 @@ def group_settings(args):
                                real_image_probability=args.real_image_probability)
     return GroupSettings(training=training, ae_steps=args.ae_steps, top_k=args.top_k, device=args.device,
                          init=str(args.init), resume=args.resume, ssl_steps=args.ssl_steps or SSL_STEPS,
-                         ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE, ssl_final_learning_rate=args.ssl_final_lr)
+                         ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE, ssl_final_learning_rate=args.ssl_final_lr,
+                         pseudo_label_band=args.pseudo_label_band)
 
 
 def linked_inputs(cases, folder: Path) -> dict:
@@ -211,6 +212,9 @@ def parse_args(argv=None):
                         help="self-training learning rate (default: the group level's)")
     parser.add_argument("--ssl-final-lr", type=float, default=None,
                         help="the self-training rate falls along a half cosine to this (default: constant)")
+    parser.add_argument("--pseudo-label-band", type=int, default=0,
+                        help="working-grid voxels either side of a pseudo-label's edge left out of the "
+                             "self-training loss (default 0: every voxel counts)")
     parser.add_argument("--retrain", action="store_true",
                         help="every self-trained model is trained anew as SL-1 was (from --init, SL-1's steps and "
                              "rate) instead of fine-tuned from SL-1")

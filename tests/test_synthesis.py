@@ -137,3 +137,56 @@ def test_real_image_draws_show_the_warped_source_image_and_replay():
     assert replayed == real and torch.equal(synth.render(replayed)[0], synth.render(real)[0])
     without = Synthesizer([(labels, ball)], config, seed=4)
     assert not any(without.sample().real_image for _ in range(50))  # no image: always painted
+
+
+def test_edge_band_holds_the_voxels_near_the_edge_on_both_sides():
+    from singlestrip_bids.synthesis.generator import edge_band
+
+    cube = torch.zeros(1, 1, 12, 12, 12)
+    cube[..., 3:9, 3:9, 3:9] = 1.0
+    band = edge_band(cube, 1)
+    assert band[0, 0, 2, 5, 5] == 1 and band[0, 0, 3, 5, 5] == 1  # one voxel out, one voxel in
+    assert band[0, 0, 5, 5, 5] == 0 and band[0, 0, 0, 5, 5] == 0  # deep inside, far outside
+    assert int(band.sum()) == 8**3 - 4**3
+
+
+def test_pseudo_label_draws_leave_their_edge_band_out_of_the_loss():
+    shape = (32, 32, 32)
+    labels = ((np.indices(shape) // 4).sum(0) % 4).astype(np.uint8)
+    ball = sphere(shape, 9)
+    sources = [(labels, ball), (labels, ball)]  # the labeled example, then one pseudo-label
+    # small translations keep the ball (radius 9) in the patch
+    config = SynthesisConfig(patch_sizes=(32,), pseudo_label_band=2, spatial=RandomSpatial(translation=3.0))
+    synth = Synthesizer(sources, config, seed=4, n_labeled=1)
+    seen, banded = set(), 0
+    for _ in range(6):
+        images, masks, draws = synth.batch(2)
+        weights = synth.loss_weights(masks, draws)
+        for row, draw in enumerate(draws):
+            seen.add(draw.source)
+            expected = torch.ones_like(masks[row])
+            if draw.source == 1:
+                from singlestrip_bids.synthesis.generator import edge_band
+
+                expected = 1.0 - edge_band(masks[row:row + 1], 2)[0]
+                banded += int(expected.min() == 0)
+            got = torch.ones_like(masks[row]) if weights is None else weights[row]
+            assert torch.equal(got, expected)
+    assert seen == {0, 1} and banded > 0
+    # no band, or only true labels: every voxel counts
+    assert Synthesizer(sources, SynthesisConfig(patch_sizes=(32,)), seed=4, n_labeled=1).training_batch(2)[2] is None
+    assert Synthesizer(sources, config, seed=4).training_batch(2)[2] is None
+
+
+def test_zero_weight_voxels_do_not_count_in_the_soft_dice():
+    from singlestrip_bids.model.loss import soft_dice_loss
+
+    target = torch.zeros(1, 1, 4, 4, 4)
+    target[..., :2] = 1.0
+    wrong = target.clone()
+    wrong[..., 2] = 1.0  # a slab of false positives
+    weight = torch.ones_like(target)
+    assert soft_dice_loss(wrong, target) > 0.1
+    weight[..., 2] = 0.0
+    assert soft_dice_loss(wrong, target, weight) == pytest.approx(0.0, abs=1e-6)
+    assert soft_dice_loss(wrong, target, torch.ones_like(target)) == soft_dice_loss(wrong, target)

@@ -54,6 +54,8 @@ def test_self_training_keeps_sl1s_config_but_its_own_steps_and_rate():
     assert (constant.steps, constant.learning_rate, constant.final_learning_rate, constant.seed) == (200, 1e-4, None, 7)
     decaying = ssl_config(ssl_learning_rate=3e-4, ssl_final_learning_rate=1e-6)
     assert (decaying.steps, decaying.learning_rate, decaying.final_learning_rate) == (500, 3e-4, 1e-6)
+    assert constant.synthesis.pseudo_label_band == 0
+    assert ssl_config(pseudo_label_band=2).synthesis.pseudo_label_band == 2
 
 
 def test_init_from_a_bundle_with_another_unet_is_one_line():

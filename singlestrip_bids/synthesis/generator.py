@@ -48,6 +48,10 @@ class SynthesisConfig:
     #: field of view as usual) instead of an image painted from its class map; sources without an
     #: image always paint
     real_image_probability: float = 0.0
+    #: voxels on either side of a pseudo-label's brain edge (chessboard distance, after the draw's
+    #: warp and field of view) that carry no loss: a pseudo-label's errors lie mostly there, and the
+    #: edge is then learned from the true labels only; 0 trusts every voxel
+    pseudo_label_band: int = 0
     noise: RandomGaussianNoise = field(default_factory=RandomGaussianNoise)
     blur: RandomGaussianBlur = field(default_factory=RandomGaussianBlur)
     bias: RandomBiasField = field(default_factory=RandomBiasField)
@@ -113,13 +117,16 @@ class Synthesizer:
     from :func:`synthesis.gmm.fit_class_map`), or ``(labels, mask, gmm summary)``: with the summary,
     some draws keep the source's own contrast (``source_contrast_probability``), or ``(labels,
     mask, gmm summary, image)`` with the conformed image (X, Y, Z) itself: some draws then show it
-    (``real_image_probability``). Every source is drawn with the same probability.
+    (``real_image_probability``). Every source is drawn with the same probability. The first
+    ``n_labeled`` sources carry true labels, the rest pseudo-labels (None: all true).
     """
 
-    def __init__(self, sources, config: SynthesisConfig = SynthesisConfig(), *, seed: int = 0, device="cpu"):
+    def __init__(self, sources, config: SynthesisConfig = SynthesisConfig(), *, seed: int = 0, device="cpu",
+                 n_labeled: int | None = None):
         if not sources:
             raise ValueError("at least one (labels, mask) source is needed")
         self.config = config
+        self.n_labeled = len(sources) if n_labeled is None else n_labeled
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
         self.labels = [torch.as_tensor(np.asarray(s[0], dtype=np.uint8), device=self.device)[None] for s in sources]
@@ -176,6 +183,34 @@ class Synthesizer:
         draws = [self.sample(shape) for _ in range(size)]
         pairs = [self.render(d) for d in draws]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]), draws
+
+    def training_batch(self, size: int):
+        """``size`` fresh pairs as a trainer takes them: images, masks (B, 1, X, Y, Z) and the voxel
+        weights of the loss (:meth:`loss_weights`)."""
+        images, masks, draws = self.batch(size)
+        return images, masks, self.loss_weights(masks, draws)
+
+    def loss_weights(self, masks, draws):
+        """Voxel weights (B, 1, X, Y, Z) of a batch's loss: 0 within ``pseudo_label_band`` voxels of the
+        edge of a pseudo-label's mask, 1 elsewhere; None when every voxel counts."""
+        band = self.config.pseudo_label_band
+        pseudo = [band > 0 and draw.source >= self.n_labeled for draw in draws]
+        if not any(pseudo):
+            return None
+        weights = torch.ones_like(masks)
+        rows = [row for row, is_pseudo in enumerate(pseudo) if is_pseudo]
+        weights[rows] = 1.0 - edge_band(masks[rows], band)
+        return weights
+
+
+def edge_band(masks: torch.Tensor, width: int) -> torch.Tensor:
+    """1 where a voxel of masks (B, 1, X, Y, Z) lies within ``width`` voxels (chessboard distance) of
+    the edge between brain (> 0.5) and background, on either side; else 0. Same shape, float."""
+    brain = (masks > 0.5).float()
+    size = 2 * width + 1
+    grown = torch.nn.functional.max_pool3d(brain, size, stride=1, padding=width)
+    shrunk = 1.0 - torch.nn.functional.max_pool3d(1.0 - brain, size, stride=1, padding=width)
+    return grown - shrunk
 
 
 def render_pair(draw: Draw, labels: torch.Tensor, mask: torch.Tensor, centre, real_image=None):

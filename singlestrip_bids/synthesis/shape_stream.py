@@ -34,7 +34,7 @@ class ShapeSynthesizer(Synthesizer):
         self.config, self.heads = config or SynthesisConfig(), heads or RandomSyntheticHead()
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
-        self.labels, self.contrasts = [None], [None]
+        self.labels, self.contrasts, self.n_labeled = [None], [None], 1
         self.n_classes = self.heads.n_classes
 
     def sample(self, patch_shape=None) -> ShapeDraw:

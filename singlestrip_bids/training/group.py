@@ -88,6 +88,9 @@ class GroupSettings:
     #: None: the fine-tuning rate stays constant; a value: it falls along a half cosine to it
     ssl_final_learning_rate: float | None = None
     estimator_steps: int = ESTIMATOR_STEPS  #: training steps of the Dice estimator (0: none)
+    #: voxels either side of a pseudo-label's edge left out of the fine-tuning loss
+    #: (``synthesis.generator.SynthesisConfig.pseudo_label_band``)
+    pseudo_label_band: int = 0
 
 
 @dataclass
@@ -119,9 +122,10 @@ class GroupRun:
     @property
     def ssl_config(self) -> TrainingConfig:
         """The config of a fine-tuning round: SL-1's, with the self-training steps and learning rate
-        (constant by default, as measured on mouse fold 1)."""
+        (constant by default, as measured on mouse fold 1) and the pseudo-labels' edge band."""
         settings = self.settings
-        return replace(self.config, steps=settings.ssl_steps or self.config.steps,
+        synthesis = replace(self.config.synthesis, pseudo_label_band=settings.pseudo_label_band)
+        return replace(self.config, steps=settings.ssl_steps or self.config.steps, synthesis=synthesis,
                        learning_rate=settings.ssl_learning_rate, final_learning_rate=settings.ssl_final_learning_rate)
 
 

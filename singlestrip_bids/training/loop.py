@@ -73,15 +73,16 @@ class CheckpointHook(Hook):
             trainer.save_checkpoint(self.path, step)
 
 
-def dice_on_logits(outputs, targets):
-    """The U-Net's loss: soft Dice of sigmoid(logits) against the target masks."""
-    return soft_dice_loss(torch.sigmoid(outputs.float()), targets)
+def dice_on_logits(outputs, targets, weights=None):
+    """The U-Net's loss: soft Dice of sigmoid(logits) against the target masks (voxel ``weights``:
+    ``model.loss.soft_dice_loss``)."""
+    return soft_dice_loss(torch.sigmoid(outputs.float()), targets, weights)
 
 
 class Trainer:
-    """Fit ``model`` to pairs from ``batch_fn(batch_size) -> (inputs, targets)`` with Adam.
+    """Fit ``model`` to pairs from ``batch_fn(batch_size) -> (inputs, targets[, weights])`` with Adam.
 
-    ``loss(outputs, targets)`` (default :func:`dice_on_logits`) and ``weight_decay`` are the parts a
+    ``loss(outputs, targets[, weights])`` (default :func:`dice_on_logits`) and ``weight_decay`` are the parts a
     network overrides. ``rng_state``/``set_rng_state`` callables let the data stream be resumed exactly; ``precision``
     (``model.device.autocast_dtype``): the forward pass in bf16 where the device computes it natively.
     ``final_lr``: None keeps ``lr`` constant; a value decays it along a half cosine to ``final_lr`` at the last step.
@@ -111,13 +112,14 @@ class Trainer:
         return self.final_lr + 0.5 * (self.lr - self.final_lr) * (1.0 + math.cos(math.pi * progress))
 
     def step(self) -> float:
-        inputs, targets = self.batch_fn(self.batch_size)
+        inputs, targets, *weights = self.batch_fn(self.batch_size)
         inputs, targets = inputs.to(self.device), targets.to(self.device)  # no copy when already there
+        weights = [None if w is None else w.to(self.device) for w in weights]
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=self.device.type, dtype=self.autocast or torch.float32,
                             enabled=self.autocast is not None):
             outputs = self.model(inputs)
-        loss = self.loss(outputs.float(), targets)
+        loss = self.loss(outputs.float(), targets, *weights)
         loss.backward()
         self.optimizer.step()
         return float(loss.detach())

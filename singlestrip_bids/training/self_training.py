@@ -163,5 +163,6 @@ def fine_tune(bundle_path, labeled_source, selected, config, *, from_scratch=Fal
         summaries.append({"bids_name": label.bids_name, **source[2]})
     seed_everything(seed)
     unet = initial_unet(config, init)[0] if from_scratch else load_bundle(bundle_path).unet
-    losses = train_unet(unet, sources, config, device=device, checkpoint=checkpoint, resume=resume, seed=seed)
+    losses = train_unet(unet, sources, config, device=device, checkpoint=checkpoint, resume=resume, seed=seed,
+                        n_labeled=1)
     return unet, losses, sources, summaries

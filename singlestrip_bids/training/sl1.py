@@ -62,15 +62,16 @@ def prepare_source(image_img, mask_img, config: TrainingConfig, seed: int):
 
 
 def train_unet(unet, sources, config: TrainingConfig, *, device, checkpoint: Path | None = None,
-               resume: bool = False, seed: int | None = None):
-    """Train ``unet`` in place on synthesis from ``sources`` [:func:`prepare_source`, …].
+               resume: bool = False, seed: int | None = None, n_labeled: int | None = None):
+    """Train ``unet`` in place on synthesis from ``sources`` [:func:`prepare_source`, …], of which the
+    first ``n_labeled`` carry true labels and the rest pseudo-labels (None: all true).
 
     Returns the loss history.
     """
     from singlestrip_bids.synthesis.generator import Synthesizer
 
     seed = config.seed if seed is None else seed
-    synth = Synthesizer(sources, config.synthesis, seed=seed, device=device)
+    synth = Synthesizer(sources, config.synthesis, seed=seed, device=device, n_labeled=n_labeled)
     return train_on_stream(unet, synth, config, device=device, checkpoint=checkpoint, resume=resume)
 
 
@@ -90,7 +91,7 @@ def train_on_stream(unet, synth, config: TrainingConfig, *, device, checkpoint: 
     def set_state(state):
         synth.rng.bit_generator.state = state
 
-    trainer = Trainer(unet, lambda n: synth.batch(n)[:2], steps=config.steps, batch_size=config.batch_size,
+    trainer = Trainer(unet, synth.training_batch, steps=config.steps, batch_size=config.batch_size,
                       lr=config.learning_rate, final_lr=config.final_learning_rate, device=device, hooks=hooks,
                       rng_state=lambda: synth.rng.bit_generator.state, set_rng_state=set_state,
                       precision=config.precision)
