@@ -56,6 +56,11 @@ def test_graph_per_image_and_per_subject(skeleton, tmp_path, tiny_bundle):
                for name in ("sources_sub_01", "sources_sub_02")}
     assert senders == {"sources_sub_01": {"sub_01_T1w_wf", "sub_01_ses_2_acq_fast_T2w_wf"},
                        "sources_sub_02": {"sub_02_task_rest_run_1_bold_wf"}}
+    # the report waits for the session check of the subject's QC JSONs
+    qc_senders = {edge[0].name for edge in workflow._graph.in_edges(workflow.get_node("qc_sub_01"))}
+    assert qc_senders == {"sub_01_T1w_wf", "sub_01_ses_2_acq_fast_T2w_wf"}
+    report_senders = {edge[0].name for edge in workflow._graph.in_edges(workflow.get_node("report_sub_01"))}
+    assert report_senders == {"session_volumes_sub_01"}
 
 
 def test_the_driver_builds_the_graph_without_torch(skeleton, tmp_path, tiny_bundle):

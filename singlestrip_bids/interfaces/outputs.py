@@ -49,6 +49,30 @@ class WriteDerivatives(SimpleInterface):
         return runtime
 
 
+class _SessionVolumesInputSpec(BaseInterfaceInputSpec):
+    source_files = InputMultiObject(File(exists=True), mandatory=True, desc="one subject's raw images")
+    qc_files = InputMultiObject(File(exists=True), mandatory=True, desc="their QC JSON files")
+
+
+class _SessionVolumesOutputSpec(TraitedSpec):
+    source_files = traits.List(File(exists=True), desc="the raw images, passed on once their QC JSONs are checked")
+    flagged = traits.List(traits.Str, desc="BIDS names of the masks this check flagged")
+
+
+class SessionVolumes(SimpleInterface):
+    """``qc.consistency.check_session_volumes``: masks of one session must agree in volume."""
+
+    input_spec = _SessionVolumesInputSpec
+    output_spec = _SessionVolumesOutputSpec
+
+    def _run_interface(self, runtime):
+        from singlestrip_bids.qc.consistency import check_session_volumes
+
+        self._results.update(source_files=list(self.inputs.source_files),
+                             flagged=check_session_volumes(self.inputs.qc_files))
+        return runtime
+
+
 class _SubjectReportInputSpec(BaseInterfaceInputSpec):
     subject = traits.Str(mandatory=True, desc="participant label without 'sub-'")
     source_files = InputMultiObject(File(exists=True), mandatory=True, desc="the subject's raw images")

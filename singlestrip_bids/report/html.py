@@ -25,6 +25,11 @@ def _qc_rows(qc: dict) -> str:
         rows.append(("Brain volume", f"{qc['brain_volume_ml']:.1f} mL"))
     if qc.get("ae_dice") is not None:
         rows.append(("AE-QC Dice", f"{qc['ae_dice']:.3f}"))
+    if qc.get("dice_estimate") is not None:
+        rows.append(("Estimated Dice", f"{qc['dice_estimate']:.3f}"))
+    if qc.get("session_volume_ratio") is not None:
+        agrees = "" if qc.get("session_volume_consistent") else ' <span class="flag">disagrees</span>'
+        rows.append(("Volume / session's other masks", f"{qc['session_volume_ratio']:.2f}×{agrees}"))
     if qc.get("qc_pass") is not None:
         verdict = '<span class="pass">pass</span>' if qc["qc_pass"] else '<span class="flag">flagged</span>'
         threshold = f" (threshold {qc['qc_threshold']:.3f})" if qc.get("qc_threshold") is not None else ""
@@ -52,8 +57,8 @@ def write_subject_report(output_dir, subject, entries) -> Path:
     """Write ``output_dir/sub-<subject>.html`` (atomically) and return its path.
 
     ``entries``: the ``io.derivatives.ImageOutputs`` of the subject's images. Numbers come from
-    each image's QC JSON (``brain_volume_ml``, ``ae_dice``, ``qc_pass``, ``qc_threshold``,
-    ``nonfinite_voxels``, each optional); links are relative, so the folder can be moved.
+    each image's QC JSON (``brain_volume_ml``, ``ae_dice``, ``dice_estimate``, ``session_volume_ratio``,
+    ``qc_pass``, ``qc_threshold``, ``nonfinite_voxels``, each optional); links are relative, so the folder can be moved.
     """
     output_dir = Path(output_dir).absolute()
     label = str(subject).removeprefix("sub-")

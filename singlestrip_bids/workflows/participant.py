@@ -1,8 +1,8 @@
 """The participant-level Nipype workflow: strip every selected image, then report per subject.
 
 Per image (one sub-workflow each, named after the image): ``strip`` (conform → predict →
-postprocess → [QC] → figure, in memory, in one node) → ``write_derivatives``; per subject: one HTML
-report over the subject's images. One heavy node per image: a split would buy only reruns of the
+postprocess → [QC] → figure, in memory, in one node) → ``write_derivatives``; per subject: the
+session check of the masks' volumes (``qc.consistency``), then one HTML report over the subject's images. One heavy node per image: a split would buy only reruns of the
 conform step (0.6 s) and cost a file round trip and a hand-over between workers at every step.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from singlestrip_bids.interfaces.outputs import SubjectReport, WriteDerivatives
+from singlestrip_bids.interfaces.outputs import SessionVolumes, SubjectReport, WriteDerivatives
 from singlestrip_bids.interfaces.strip import StripImage
 
 
@@ -79,6 +79,10 @@ def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, bo
         subject_images = [image for image in images if split_bids_name(image.name)[0]["sub"] == subject]
         sources = pe.Node(niu.Merge(len(subject_images)), name=f"sources_sub_{subject}",
                           run_without_submitting=True)
+        qc_files = pe.Node(niu.Merge(len(subject_images)), name=f"qc_sub_{subject}", run_without_submitting=True)
+        # Always rerun, as write_derivatives (which rewrites the QC JSONs) does.
+        session_volumes = pe.Node(SessionVolumes(), name=f"session_volumes_sub_{subject}",
+                                  run_without_submitting=True, overwrite=True)
         report = pe.Node(SubjectReport(subject=subject, bids_dir=str(bids_dir), output_dir=str(output_dir)),
                          name=f"report_sub_{subject}", run_without_submitting=True, overwrite=True)
         for source_index, image in enumerate(subject_images, start=1):
@@ -90,11 +94,14 @@ def init_participant_wf(*, images, output_dir, bids_dir, bundle_path, device, bo
             image_wf.inputs.inputnode.bids_meta = bids_meta.get(str(image), {})
             connections += [
                 (image_wf, sources, [("outputnode.source_file", f"in{source_index}")]),
+                (image_wf, qc_files, [("outputnode.qc_file", f"in{source_index}")]),
                 (image_wf, merge_masks, [("outputnode.mask_file", f"in{image_index}")]),
                 (image_wf, merge_qc, [("outputnode.qc_file", f"in{image_index}")]),
             ]
         connections += [
-            (sources, report, [("out", "source_files")]),
+            (sources, session_volumes, [("out", "source_files")]),
+            (qc_files, session_volumes, [("out", "qc_files")]),
+            (session_volumes, report, [("source_files", "source_files")]),
             (report, merge_reports, [("out_file", f"in{subject_index}")]),
         ]
     connections += [
