@@ -122,3 +122,25 @@ def test_with_a_dice_estimator_the_estimate_decides(dataset, bundle, tmp_path):
     qc = _qc(dataset, out, "01")
     assert 0.0 <= qc["dice_estimate"] <= 1.0 and 0.0 <= qc["ae_dice"] <= 1.0
     assert qc["qc_score"] == "dice_estimate" and qc["qc_pass"] == (qc["dice_estimate"] >= qc["qc_threshold"] == 0.9)
+
+
+def test_a_mask_that_disagrees_with_its_sessions_others_is_flagged(bundle, tmp_path):
+    """MS patient 01's reference masks of T1w, T2w and FLAIR agree; a FLAIR mask grown by 6 mm is flagged."""
+    from scipy import ndimage
+
+    bids = make_bids_dataset(tmp_path / "bids", subjects=("ms01",), with_masks=True)
+    masks = bids / "derivatives" / "manual"
+    flair = next(masks.glob("sub-ms01/anat/sub-ms01_space-FLAIR_desc-brain_mask.nii.gz"))
+    img = nib.load(flair)
+    grown = ndimage.distance_transform_edt(np.asanyarray(img.dataobj) == 0, sampling=img.header.get_zooms()[:3]) <= 6
+    nib.save(nib.Nifti1Image(grown.astype(np.uint8), img.affine), flair)
+    out = tmp_path / "out"
+    code = main([str(bids), str(out), "participant", "--qc-masks", str(masks), "--model", str(bundle),
+                 "--suffix", "T1w", "T2w", "FLAIR", "--skip-bids-validation", "-w", str(tmp_path / "work")])
+    assert code == 0
+    qc = {path.name.split("_desc")[0]: json.loads(path.read_text()) for path in out.rglob("*_qc.json")}
+    assert set(qc) == {"sub-ms01", "sub-ms01_space-T2w", "sub-ms01_space-FLAIR"}
+    assert qc["sub-ms01_space-FLAIR"]["session_volume_ratio"] > 1.2
+    assert qc["sub-ms01_space-FLAIR"]["qc_pass"] is False
+    for name in ("sub-ms01", "sub-ms01_space-T2w"):
+        assert qc[name]["session_volume_consistent"] is True, qc[name]["session_volume_ratio"]

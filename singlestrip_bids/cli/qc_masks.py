@@ -6,7 +6,8 @@ masks (``sub-01/anat/sub-01_desc-brain_mask.nii.gz``, the fMRIPrep/sMRIPrep name
 a bundle without a trained Dice estimator estimates by agreement with its U-Net
 (``model.estimator.estimator_from_unet``), a fair second opinion on another tool's mask. A missing mask
 or one on another voxel grid than its image is recorded as an ``error`` in that QC JSON and logged;
-the other images are still scored.
+the other images are still scored. The scored masks of one session then pass the session check of
+their volumes (``qc.consistency``), as the participant level's own masks do.
 """
 
 import logging
@@ -24,6 +25,7 @@ def run_qc_masks(settings) -> int:
     from singlestrip_bids.io.derivatives import image_outputs, write_dataset_description
     from singlestrip_bids.io.outputs import qc_document
     from singlestrip_bids.model.bundle import load_bundle, resolve_bundle_path
+    from singlestrip_bids.qc.consistency import check_session_volumes
     from singlestrip_bids.qc.external import score_external_mask
 
     deriv_dir = Path(settings.qc_masks)
@@ -40,7 +42,7 @@ def run_qc_masks(settings) -> int:
     images = select_images(settings)
     meta = bids_metadata(settings.bids_dir, images)
     recorded = {"qc_masks": str(deriv_dir), "model": str(bundle_path)}
-    failed = 0
+    failed, scored = 0, []
     for image in images:
         mask_path = image_outputs(image, settings.bids_dir, deriv_dir).mask
         stats = score_external_mask(image, mask_path, bundle)
@@ -55,6 +57,9 @@ def run_qc_masks(settings) -> int:
         stats["model_id"] = bundle.model_id
         document = qc_document(outputs, steps={"qc": stats}, bids_meta=meta.get(str(image)), settings=recorded)
         atomic_write_json(document, outputs.qc_json)
+        if "error" not in stats:
+            scored.append(outputs.qc_json)
+    check_session_volumes(scored)
     write_dataset_description(settings.output_dir, settings.bids_dir)
     print(f"QC of {len(images) - failed} external mask(s) written to {settings.output_dir}"
           + (f"; {failed} image(s) could not be scored (see their QC JSON)" if failed else ""))
