@@ -142,10 +142,12 @@ def test_subject_report(tmp_path):
     t1w = image_outputs(raw / "sub-01/anat/sub-01_T1w.nii.gz", raw, out)
     t2w = image_outputs(raw / "sub-01/anat/sub-01_T2w.nii.gz", raw, out)
     atomic_write_json({"brain_volume_ml": 1234.56, "ae_dice": np.float32(0.9), "qc_pass": False,
-                       "qc_threshold": 0.93, "nonfinite_voxels": 3}, t1w.qc_json)
+                       "qc_threshold": 0.93, "nonfinite_voxels": 3, "dice_estimate": 0.871,
+                       "session_volume_ratio": 1.122, "session_volume_consistent": True}, t1w.qc_json)
     t1w.figure.parent.mkdir(parents=True)
     t1w.figure.write_bytes(encode_png(np.zeros((2, 2, 3), np.uint8)))
-    atomic_write_json({"brain_volume_ml": 1100.0}, t2w.qc_json)
+    atomic_write_json({"brain_volume_ml": 1100.0, "session_volume_ratio": 0.891,
+                       "session_volume_consistent": False}, t2w.qc_json)
     path = write_subject_report(out, "sub-01", [t1w, t2w])
     assert path == out / "sub-01.html"
     page = path.read_text()
@@ -156,6 +158,8 @@ def test_subject_report(tmp_path):
     assert "sub-01/anat/sub-01_space-T2w_desc-brain_mask.nii.gz" in parsed.links
     assert "sub-01/anat/sub-01_desc-brain_qc.json" in parsed.links
     text = " ".join(parsed.text)
-    for expected in ("1234.6 mL", "0.900", "flagged", "0.930", "1100.0 mL", "No figure."):
+    for expected in ("1234.6 mL", "0.900", "flagged", "0.930", "1100.0 mL", "No figure.", "0.871", "1.12×",
+                     "0.89×"):
         assert expected in text
     assert text.count("flagged") == 1 and "pass" not in text.replace("flagged", "")
+    assert text.count("disagrees") == 1  # only the T2w mask's volume is off
