@@ -33,7 +33,8 @@ def _qc_file(folder, name, volume, **scores):
 
 
 def test_the_check_flags_the_odd_mask_and_leaves_lonely_ones_alone(tmp_path):
-    files = [_qc_file(tmp_path, "sub-01_T1w", 1500.0, qc_pass=True), _qc_file(tmp_path, "sub-01_T2w", 1530.0, qc_pass=True),
+    files = [_qc_file(tmp_path, "sub-01_T1w", 1500.0, qc_pass=True),
+             _qc_file(tmp_path, "sub-01_T2w", 1530.0, qc_pass=True),
              _qc_file(tmp_path, "sub-01_FLAIR", 1950.0, qc_pass=True), _qc_file(tmp_path, "sub-02_T1w", 900.0),
              _qc_file(tmp_path, "sub-03_T1w", 1500.0), _qc_file(tmp_path, "sub-03_T2w", 1900.0)]
     assert check_session_volumes(files) == ["sub-01_FLAIR", "sub-03_T1w", "sub-03_T2w"]

@@ -34,7 +34,7 @@ def session_volume_ratios(volumes: dict) -> dict:
     the images that share their session with at least one other image with a non-empty mask.
     """
     sessions = {}
-    for name, volume in volumes.items():
+    for name in volumes:
         sessions.setdefault(session_of(name), []).append(name)
     ratios = {}
     for names in sessions.values():

@@ -2,8 +2,9 @@
 
 Per image (one sub-workflow each, named after the image): ``strip`` (conform → predict →
 postprocess → [QC] → figure, in memory, in one node) → ``write_derivatives``; per subject: the
-session check of the masks' volumes (``qc.consistency``), then one HTML report over the subject's images. One heavy node per image: a split would buy only reruns of the
-conform step (0.6 s) and cost a file round trip and a hand-over between workers at every step.
+session check of the masks' volumes (``qc.consistency``), then one HTML report over the subject's
+images. One heavy node per image: a split would buy only reruns of the conform step (0.6 s) and
+cost a file round trip and a hand-over between workers at every step.
 """
 
 import re
