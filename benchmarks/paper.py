@@ -115,11 +115,13 @@ def given_sl1(run, bundle_path: Path, labeled):
     from singlestrip_bids.model.bundle import load_bundle
     from singlestrip_bids.training.group import OneShot
     from singlestrip_bids.training.qc_networks import QCNetworks
+    from singlestrip_bids.training.self_training import bids_name
     from singlestrip_bids.training.sl1 import TrainingConfig, prepare_source
 
     bundle = load_bundle(bundle_path)
     training = bundle.config.get("training", {})
-    if training.get("labeled") != labeled.name or bundle.qc_ae is None:
+    # the shipped model names its labeled case; a group-level bundle, the labeled image's BIDS name
+    if training.get("labeled") not in (labeled.name, bids_name(labeled.image)) or bundle.qc_ae is None:
         raise SystemExit(f"error: {bundle_path} was not trained on {labeled.name} or has no QC autoencoder")
     run.config = replace(TrainingConfig.from_dict(training), seed=run.seed)
     source = prepare_source(load_image(labeled.image), load_image(labeled.reference), run.config, run.config.seed)
@@ -222,8 +224,9 @@ def parse_args(argv=None):
                         help="where SL-1 starts: scratch, default or a bundle (default: human scratch, as the "
                              "paper; mouse: the group level's default)")
     parser.add_argument("--sl1-model", type=Path, default=None,
-                        help="use this SL-1 bundle (trained on the first fold's labeled image) instead of training "
-                             "one; 'default' = the shipped model; implies --folds 1")
+                        help="use this SL-1 bundle instead of training one: trained on the labeled image of the "
+                             "one fold given with --fold, or of the first fold with --folds 1 (implied without "
+                             "--fold); 'default' = the shipped model")
     parser.add_argument("--models", nargs="+", choices=MODELS[1:], default=None,
                         help="self-trained models to build (default: all four; quick: all but SSL-T scratch)")
     parser.add_argument("--real-image-probability", type=float, default=None,
@@ -257,7 +260,10 @@ def parse_args(argv=None):
         from singlestrip_bids.model.bundle import default_bundle_path
 
         args.sl1_model = default_bundle_path() if str(args.sl1_model) == "default" else args.sl1_model.resolve()
-        args.folds = 1
+        if args.fold is None:
+            args.folds = 1
+        elif len(args.fold) != 1:
+            parser.error("--sl1-model was trained on one fold's labeled image: give one --fold")
     if args.out is None:
         args.out = HERE / "results" / time.strftime(f"paper-{args.dataset}-%Y%m%dT%H%M%SZ", time.gmtime())
     args.out = args.out.resolve()
@@ -295,6 +301,10 @@ def main(argv=None) -> int:
     scorer = Scorer()
     rows, qc_rows = [], []
     started = time.perf_counter()
+    if args.fold and not set(args.fold) & set(range(1, len(folds) + 1)):
+        print(f"error: --fold {' '.join(map(str, args.fold))}: there are {len(folds)} {args.dataset} folds",
+              file=sys.stderr)
+        return 2
     for number, fold in enumerate(folds, 1):
         saved = args.out / f"fold-{number}" / "rows.json"
         if args.resume and saved.is_file():

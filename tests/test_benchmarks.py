@@ -207,6 +207,22 @@ def test_paper_quick_is_one_fold_on_the_shipped_model():
     assert paper.parse_args(["--quick", "--ssl-steps", "20", "--out", "x"]).ssl_steps == 20
 
 
+def test_paper_given_sl1_model_runs_the_one_fold_it_was_trained_for(capsys):
+    # a fold's own SL-1 (--sl1-model OUT/fold-4/SL-1 --fold 4) keeps the five folds, so that fold 4 is run
+    given = paper.parse_args(["--dataset", "mouse", "--sl1-model", "x", "--fold", "4", "--out", "y"])
+    assert given.folds == 5 and given.fold == [4]
+    with pytest.raises(SystemExit):
+        paper.parse_args(["--dataset", "mouse", "--sl1-model", "x", "--fold", "2", "4", "--out", "y"])
+    assert "give one --fold" in capsys.readouterr().err
+
+
+@needs_data
+def test_paper_fold_that_does_not_exist_is_an_error_not_an_empty_table(tmp_path, capsys):
+    assert paper.main(["--dataset", "mouse", "--fold", "7", "--out", str(tmp_path)]) == 2
+    assert "--fold 7: there are 5 mouse folds" in capsys.readouterr().err
+    assert not (tmp_path / "paper.json").exists()
+
+
 def test_border_dice_moves_the_surface_by_whole_voxels_of_each_axis():
     box = np.zeros((40, 40, 40), bool)
     box[5:35, 5:35, 5:35] = True
