@@ -264,6 +264,9 @@ def parse_args(argv=None):
             args.folds = 1
         elif len(args.fold) != 1:
             parser.error("--sl1-model was trained on one fold's labeled image: give one --fold")
+    outside = [fold for fold in args.fold or [] if not 1 <= fold <= args.folds]
+    if outside:
+        parser.error(f"--fold {' '.join(map(str, outside))}: there are {args.folds} {args.dataset} folds")
     if args.out is None:
         args.out = HERE / "results" / time.strftime(f"paper-{args.dataset}-%Y%m%dT%H%M%SZ", time.gmtime())
     args.out = args.out.resolve()
@@ -301,10 +304,6 @@ def main(argv=None) -> int:
     scorer = Scorer()
     rows, qc_rows = [], []
     started = time.perf_counter()
-    if args.fold and not set(args.fold) & set(range(1, len(folds) + 1)):
-        print(f"error: --fold {' '.join(map(str, args.fold))}: there are {len(folds)} {args.dataset} folds",
-              file=sys.stderr)
-        return 2
     for number, fold in enumerate(folds, 1):
         saved = args.out / f"fold-{number}" / "rows.json"
         if args.resume and saved.is_file():

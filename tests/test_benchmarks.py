@@ -216,9 +216,10 @@ def test_paper_given_sl1_model_runs_the_one_fold_it_was_trained_for(capsys):
     assert "give one --fold" in capsys.readouterr().err
 
 
-@needs_data
 def test_paper_fold_that_does_not_exist_is_an_error_not_an_empty_table(tmp_path, capsys):
-    assert paper.main(["--dataset", "mouse", "--fold", "7", "--out", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as stopped:
+        paper.main(["--dataset", "mouse", "--fold", "4", "7", "--out", str(tmp_path)])
+    assert stopped.value.code == 2
     assert "--fold 7: there are 5 mouse folds" in capsys.readouterr().err
     assert not (tmp_path / "paper.json").exists()
 
