@@ -3,6 +3,7 @@
     python benchmarks/paper.py [--dataset human|mouse] [--quick] [--folds N] [--top-k K] [--steps N]
                                [--ssl-steps N] [--ssl-lr LR] [--ssl-final-lr LR] [--pseudo-label-band N] [--retrain]
                                [--init scratch|default|BUNDLE] [--sl1-model BUNDLE|default] [--models M ...]
+                               [--estimator-steps N]
                                [--fold F ...] [--resume]
                                [--peers RESULTS_JSON ...] [--data DIR] [--out DIR] [--device auto|cpu|cuda]
                                [--seed S]
@@ -11,7 +12,8 @@ Each fold (``folds.py``) has one labeled image, an unlabeled set and a test set.
 group level's own stages (``training.group``): QC autoencoder, SL-1, pseudo-labels scored by AE-QC
 and TTA, then one self-training round per model: SSL-AE (the k best pseudo-labels by AE-QC), SSL-TTA
 (by TTA agreement), SSL-T (by true Dice: the upper bound) and SSL-T scratch (trained anew as SL-1
-was: from ``--init``, with SL-1's steps and rate; ``--retrain`` does so for every model). With SSL-AE,
+was: from ``--init``, with SL-1's steps and rate; ``--retrain`` does so for every model); on request
+SSL-estimator (by the Dice estimator, trained for ``--estimator-steps`` after SL-1). With SSL-AE,
 the row "SL-1 or SSL-AE, QC-chosen" is the group level's final model: whichever of the two scores
 better by mean AE-QC over the fold's unlabeled images. Prints mean ± SD Dice and HD95 per model and
 test set beside the paper's numbers, and Pearson r / MAE of the AE-QC and TTA scores against the
@@ -39,7 +41,7 @@ import numpy as np
 from cases import DEFAULT_DATA, load_reference
 from folds import DATASETS, make_folds, test_set
 from measure import machine_description, stop_on_sigterm
-from paper_tables import MODELS, PEERS, QC_CHOSEN, per_fold_table, summary_tables
+from paper_tables import ESTIMATOR_MODEL, MODELS, PAPER, PEERS, QC_CHOSEN, per_fold_table, summary_tables
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,7 +55,8 @@ def group_settings(args):
     return GroupSettings(training=training, ae_steps=args.ae_steps, top_k=args.top_k, device=args.device,
                          init=str(args.init), resume=args.resume, ssl_steps=args.ssl_steps or SSL_STEPS,
                          ssl_learning_rate=args.ssl_lr or SSL_LEARNING_RATE, ssl_final_learning_rate=args.ssl_final_lr,
-                         pseudo_label_band=args.pseudo_label_band)
+                         pseudo_label_band=args.pseudo_label_band,
+                         estimator_steps=args.estimator_steps if ESTIMATOR_MODEL in args.models else 0)
 
 
 def linked_inputs(cases, folder: Path) -> dict:
@@ -132,15 +135,16 @@ def run_fold(fold, dataset: str, args, out: Path, scorer) -> tuple:
     """One fold: SL-1, scored pseudo-labels, the self-trained models, all evaluated on the test set.
 
     Returns ``(rows, qc_rows)``: one row per model and test image; one QC row per unlabeled image
-    with a reference (true Dice of SL-1's mask, its AE-QC score and TTA agreement).
+    with a reference (true Dice of SL-1's mask, its AE-QC score, TTA agreement and estimated Dice).
     """
+    from singlestrip_bids.io.atomic import atomic_copy_folder
     from singlestrip_bids.training.group import (
         score_and_rank,
         self_training_round,
         start_group_run,
         train_one_shot,
     )
-    from singlestrip_bids.training.qc_networks import train_qc_network
+    from singlestrip_bids.training.qc_networks import train_dice_estimator, train_qc_network
     from singlestrip_bids.training.self_training import best_model, rank_pseudo_labels
 
     links = linked_inputs([*fold.unlabeled, *fold.test], out / "inputs")
@@ -154,15 +158,22 @@ def run_fold(fold, dataset: str, args, out: Path, scorer) -> tuple:
                  f"{run.config.voxel_size} mm grid")
         qc = train_qc_network(run)
         one_shot = train_one_shot(run, qc, folder=out / "SL-1")
+    if run.settings.estimator_steps:
+        if one_shot.bundle != out / "SL-1":  # the estimator joins a copy: a given bundle stays as it was
+            one_shot = replace(one_shot, bundle=atomic_copy_folder(one_shot.bundle, out / "SL-1"))
+        progress(f"  Dice estimator ({run.settings.estimator_steps} steps) on {fold.labeled.name}")
+        qc = train_dice_estimator(run, one_shot, qc)
 
     tta = "SSL-TTA" in args.models
-    progress(f"  pseudo-labels of {len(fold.unlabeled)} unlabeled images, with AE-QC{' and TTA' if tta else ''} scores")
+    scores = ["AE-QC", *(["TTA"] if tta else []), *(["estimated Dice"] if qc.estimator is not None else [])]
+    progress(f"  pseudo-labels of {len(fold.unlabeled)} unlabeled images, with {', '.join(scores)}")
     labels = score_and_rank(run, one_shot.bundle, 1, 0, tta=tta)
     cases = {links[case.name].name.split(".")[0]: case for case in fold.unlabeled}
     truth = {label.bids_name: scorer(cases[label.bids_name], label.mask)[0] for label in labels
              if cases[label.bids_name].reference is not None}
     qc_rows = [{"image": cases[label.bids_name].name, "true_dice": round(truth[label.bids_name], 4),
-                "ae_dice": label.ae_dice, "tta_dice": label.tta_dice} for label in labels if label.bids_name in truth]
+                "ae_dice": label.ae_dice, "tta_dice": label.tta_dice, "dice_estimate": label.dice_estimate}
+               for label in labels if label.bids_name in truth]
 
     bundles = {"SL-1": one_shot.bundle}
     variants = {  # model: (ranking, retrain from scratch)
@@ -170,6 +181,7 @@ def run_fold(fold, dataset: str, args, out: Path, scorer) -> tuple:
         "SSL-TTA": ("tta", False),
         "SSL-T": (lambda label: truth.get(label.bids_name, -1.0), False),
         "SSL-T scratch": (lambda label: truth.get(label.bids_name, -1.0), True),
+        ESTIMATOR_MODEL: ("estimator", False),
     }
     for model, (ranking, from_scratch) in variants.items():
         if model not in args.models:
@@ -228,7 +240,10 @@ def parse_args(argv=None):
                              "one fold given with --fold, or of the first fold with --folds 1 (implied without "
                              "--fold); 'default' = the shipped model")
     parser.add_argument("--models", nargs="+", choices=MODELS[1:], default=None,
-                        help="self-trained models to build (default: all four; quick: all but SSL-T scratch)")
+                        help="self-trained models to build (default: the paper's four; quick: all but SSL-T "
+                             f"scratch); {ESTIMATOR_MODEL} also trains the Dice estimator")
+    parser.add_argument("--estimator-steps", type=int, default=300,
+                        help=f"Dice estimator training steps for {ESTIMATOR_MODEL} (default 300)")
     parser.add_argument("--real-image-probability", type=float, default=None,
                         help="share of training draws showing a source's real image (default: the package's)")
     parser.add_argument("--ae-steps", type=int, default=1500, help="QC autoencoder steps (default 1500)")
@@ -251,7 +266,7 @@ def parse_args(argv=None):
         args.sl1_model = args.sl1_model or Path("default")
         args.ssl_steps = args.ssl_steps or 150
         args.models = args.models or MODELS[1:4]
-    args.models = args.models or MODELS[1:]
+    args.models = args.models or list(PAPER)[1:]
     if args.init is None:
         from singlestrip_bids.training.group import GroupSettings
 

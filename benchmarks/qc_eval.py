@@ -1,22 +1,26 @@
 """How well do the QC scores (AE-2D, AE-3D, the Dice estimator, TTA) follow the true Dice of a mask?
 
-    python benchmarks/qc_eval.py [--dataset human|mouse] [--fold F] [--data DIR] [--out DIR]
+    python benchmarks/qc_eval.py [--dataset human|mouse|fetal] [--fold F] [--data DIR] [--out DIR]
                                  [--model BUNDLE] [--peers RESULTS_JSON ...] [--undertrained-steps 60] [--ae-steps 1500]
-                                 [--ae-kinds 2d 3d] [--estimator-steps 300] [--tta-copies 10 (0: none)]
+                                 [--ae-kinds 2d 3d] [--estimator-steps 300 | --model-estimator]
+                                 [--tta-copies 10 (0: none)]
                                  [--cases N] [--threads N]
 
 The autoencoders and the estimator are trained on one labeled example, as the group level would:
 ``--dataset human`` labels fs_training_t1/sub-01 (the shipped model's example) and grades ten other
 real heads; ``--dataset mouse`` labels the labeled image of mouse fold ``--fold`` (``folds.py``) and
 grades every masked image of the other animals, with ``--model`` a bundle trained on that image
-(``paper.py``'s ``fold-F/SL-1``). The autoencoders' box follows the labeled brain
+(``paper.py``'s ``fold-F/SL-1``); ``--dataset fetal`` labels the first fetal stack (run 1, as the
+tutorial does) and grades the other five, with ``--model`` a group-level bundle trained on run 1.
+The autoencoders' box follows the labeled brain
 (``training.sizing``). Every graded image gets masks of graded quality: the predictions of the
 trained model (``--model``, default the shipped one) and of an under-trained SL-1 model
 (``--undertrained-steps`` steps from random weights, with the trained model's sizes), the masks
 other tools made of it in ``benchmarks/run.py`` runs (``--peers``: deepbet, HD-BET), and
 corruptions of its reference mask (erosion, dilation, missing slab, leaked skull, holes, shift).
 Each mask is scored with AE-2D and AE-3D (``qc.score`` as the participant level does), the Dice
-estimator and, for predictions, TTA agreement. Prints Pearson r, Spearman, MAE and the AUC for
+estimator (trained here, or ``--model-estimator``: the one ``--model`` carries, e.g. from ``paper.py
+--models SSL-estimator``) and, for predictions, TTA agreement. Prints Pearson r, Spearman, MAE and the AUC for
 detecting a true Dice below 0.9, over all masks, the predictions and per contrast; writes
 ``qc_eval.json`` and, when matplotlib is installed, ``qc_eval.png`` (scatter plots).
 """
@@ -31,7 +35,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from agreement import GOOD_DICE, agreement
-from cases import DEFAULT_DATA, load_reference, shared_cases
+from cases import DEFAULT_DATA, fetal_cases, load_reference, shared_cases
 from folds import make_folds
 from scipy import ndimage
 
@@ -51,7 +55,12 @@ HUMAN_CASES = [
 def graded_cases(dataset: str, data: Path, fold: int = 1) -> tuple:
     """``(labeled Case, graded Cases)``: the labeled example of the dataset's fold ``fold`` and the
     images with a reference that it grades (human: :data:`HUMAN_CASES`; mouse: every masked image of
-    the fold's other animals, unlabeled and test alike)."""
+    the fold's other animals, unlabeled and test alike; fetal: run 1 labels the other stacks)."""
+    if dataset == "fetal":
+        stacks = fetal_cases(data)
+        if len(stacks) < 2:
+            raise SystemExit(f"error: no fetal stacks with masks under {data}")
+        return stacks[0], stacks[1:]
     folds = make_folds(dataset, data, max(fold, 1))
     if len(folds) < fold:
         raise SystemExit(f"error: no {dataset} fold {fold} under {data}")
@@ -268,7 +277,7 @@ def summary_table(summary: dict) -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=("human", "mouse"), default="human",
+    parser.add_argument("--dataset", choices=("human", "mouse", "fetal"), default="human",
                         help="whose labeled example and images (default human)")
     parser.add_argument("--fold", type=int, default=1, help="the fold whose labeled example trains the QC (default 1)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -280,6 +289,8 @@ def parse_args(argv=None):
     parser.add_argument("--ae-kinds", nargs="*", default=["2d", "3d"], choices=["2d", "3d"])
     parser.add_argument("--estimator-steps", type=int, default=300,
                         help="Dice estimator steps (0: untrained, i.e. agreement with the U-Net)")
+    parser.add_argument("--model-estimator", action="store_true",
+                        help="score with the Dice estimator --model carries instead of training one")
     parser.add_argument("--tta-copies", type=int, default=10, help="0: no TTA")
     parser.add_argument("--peers", type=Path, nargs="+", default=[],
                         help="results.json files of benchmarks/run.py: their masks of the graded images join the "
@@ -289,7 +300,9 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.model is None and args.dataset != "human":
-        parser.error(f"--dataset {args.dataset} needs --model: a bundle trained on its fold's labeled image")
+        parser.error(f"--dataset {args.dataset} needs --model: a bundle trained on its labeled image")
+    if args.model_estimator and load_bundle(args.model or default_bundle_path()).dice_estimator is None:
+        parser.error(f"--model-estimator: {args.model or 'the shipped model'} carries no Dice estimator")
     return args
 
 
@@ -314,8 +327,12 @@ def main(argv=None) -> int:
     trained = load_bundle(model_path)
     print(f"labeled example: {labeled.name}; {len(cases[: args.cases])} graded images; model {model_path}")
     autoencoders = train_autoencoders(labeled, trained, args.ae_steps, args.seed, device, args.ae_kinds)
-    estimator = train_dice_estimator(labeled, trained, args.estimator_steps, args.seed, device)
-    add_dice_estimator(shutil.copytree(model_path, args.out / "with_estimator", dirs_exist_ok=True), estimator)
+    if args.model_estimator:
+        estimator = trained.dice_estimator
+        print(f"Dice estimator: the one {model_path} carries")
+    else:
+        estimator = train_dice_estimator(labeled, trained, args.estimator_steps, args.seed, device)
+        add_dice_estimator(shutil.copytree(model_path, args.out / "with_estimator", dirs_exist_ok=True), estimator)
     models = {"trained": model_path,
               "undertrained": undertrained_bundle(labeled, trained, args.undertrained_steps, work, device)}
     rng, peers = np.random.default_rng(args.seed), peer_masks(args.peers)

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from helpers_bids import DATA_DIR, data_available, make_bids_dataset
 
+from singlestrip_bids.model.bundle import default_bundle_path, load_bundle
+
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
@@ -162,7 +164,7 @@ def test_detection_auc_is_the_share_of_bad_good_pairs_ordered_right():
 
 
 @needs_data
-def test_qc_eval_grades_mouse_images_of_other_animals_than_the_labeled_one():
+def test_qc_eval_grades_images_other_than_the_labeled_one():
     import qc_eval
     from folds import animal
 
@@ -175,6 +177,13 @@ def test_qc_eval_grades_mouse_images_of_other_animals_than_the_labeled_one():
     assert human_labeled.name == "fs_training_t1/sub-01" and len(human) == len(qc_eval.HUMAN_CASES)
     with pytest.raises(SystemExit):  # a mouse run needs a bundle trained on the fold's labeled mouse
         qc_eval.parse_args(["--dataset", "mouse"])
+    fetal_labeled, stacks = qc_eval.graded_cases("fetal", DATA_DIR)
+    assert fetal_labeled.name == "fetal_t2w_mialsrtk/sub-01_run-1_T2w"  # the tutorial's labeled stack
+    assert [case.name[-9:] for case in stacks] == [f"run-{run}_T2w" for run in range(2, 7)]
+    with pytest.raises(SystemExit):
+        qc_eval.graded_cases("fetal", Path("no-such-folder"))
+    with pytest.raises(SystemExit):  # the shipped model carries no trained estimator to score with
+        qc_eval.parse_args(["--model-estimator"])
 
 
 @needs_data
@@ -297,23 +306,32 @@ def test_speed_py_takes_the_median_of_rounds_and_reports_a_missing_peer(tmp_path
 
 @needs_data
 def test_paper_quick_runs_a_fold_end_to_end_on_one_image(tmp_path):
-    """The shipped SL-1, its pseudo-label of the MRtrix head with its AE score, one SSL model."""
+    """The shipped SL-1, its pseudo-label of the MRtrix head with its AE score and estimated Dice, two SSL
+    models (by AE-QC and by the Dice estimator)."""
     out = tmp_path / "paper"
-    command = [sys.executable, str(BENCHMARKS / "paper.py"), "--quick", "--ssl-steps", "2", "--models", "SSL-AE",
+    command = [sys.executable, str(BENCHMARKS / "paper.py"), "--quick", "--ssl-steps", "2",
+               "--models", "SSL-AE", "SSL-estimator", "--estimator-steps", "2",
                "--only", "mrtrix", "--data", str(DATA_DIR), "--out", str(out), "--device", "cpu"]
+    shipped = sorted(path.name for path in default_bundle_path().iterdir())
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "SSL-AE" in done.stdout and "paper r" in done.stdout
     assert any(line.startswith("U-Net [") and " 2/2 " in line for line in done.stderr.splitlines()), done.stderr
+    assert any(line.startswith("Dice estimator [") and " 2/2 " in line for line in done.stderr.splitlines())
     result = json.loads((out / "paper.json").read_text())
     models = {row["model"]: row for row in result["rows"]}
-    assert set(models) == {"SL-1", "SSL-AE", paper_tables.QC_CHOSEN}
+    assert set(models) == {"SL-1", "SSL-AE", "SSL-estimator", paper_tables.QC_CHOSEN}
+    # the estimator joined a copy of the given SL-1: the shipped bundle is as it was
+    assert sorted(path.name for path in default_bundle_path().iterdir()) == shipped
+    assert load_bundle(out / "fold-1" / "SL-1").dice_estimator is not None
     chosen = models[paper_tables.QC_CHOSEN]  # the group level's final model: one of the two, by mean AE-QC
     assert chosen["dice"] == models[chosen["chosen"]]["dice"] and chosen["chosen"] in ("SL-1", "SSL-AE")
     assert models["SL-1"]["image"] == "mrtrix_scripttest_sub01/sub-01_T1w"
     assert models["SL-1"]["dice"] > 0.75  # the shipped model, not an untrained one
     (qc,) = result["qc_rows"]
     assert 0.0 < qc["ae_dice"] <= 1.0 and qc["true_dice"] == models["SL-1"]["dice"]
+    assert 0.0 <= qc["dice_estimate"] <= 1.0
+    assert "estimator" in done.stdout.split("QC score vs true Dice")[1]
     assert qc["tta_dice"] is None  # TTA (10 predictions an image) is scored only for SSL-TTA
     # each self-trained model checkpoints under its own name, so that --resume continues the right one
     assert (out / "fold-1" / "work" / "singlestrip_group" / "ssl-ae.ckpt").is_file()
@@ -329,8 +347,8 @@ def test_paper_quick_runs_a_fold_end_to_end_on_one_image(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "taken from" in again.stdout and "fine-tuning" not in again.stdout
     rows = json.loads((out / "paper.json").read_text())["rows"]
-    assert [(r["model"], r["dice"]) for r in rows if r["model"] not in ("SL-1", "SSL-AE", paper_tables.QC_CHOSEN)] == [
-        ("HD-BET (fast)", 0.91)]
+    ours = ("SL-1", "SSL-AE", "SSL-estimator", paper_tables.QC_CHOSEN)
+    assert [(r["model"], r["dice"]) for r in rows if r["model"] not in ours] == [("HD-BET (fast)", 0.91)]
     assert "HD-BET (fast)" in again.stdout
 
 
