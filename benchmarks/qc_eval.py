@@ -306,6 +306,16 @@ def parse_args(argv=None):
     return args
 
 
+def json_settings(args) -> dict:
+    """The command line's options as JSON values (paths, and lists of them such as ``--peers``, as text)."""
+    def plain(value):
+        if isinstance(value, list):
+            return [plain(item) for item in value]
+        return str(value) if isinstance(value, Path) else value
+
+    return {key: plain(value) for key, value in vars(args).items()}
+
+
 def main(argv=None) -> int:
     from measure import machine_description
 
@@ -348,7 +358,7 @@ def main(argv=None) -> int:
     print(summary_table(summary))
     for score in (score for score in scores if score != "tta"):
         print(f"{score}: threshold separating true Dice >= {GOOD_DICE}: {summary[score]['threshold']}")
-    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    settings = json_settings(args)
     result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine_description(),
               "labeled": labeled.name, "settings": settings, "device": str(device), "summary": summary, "rows": rows}
     (args.out / "qc_eval.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -184,6 +184,9 @@ def test_qc_eval_grades_images_other_than_the_labeled_one():
         qc_eval.graded_cases("fetal", Path("no-such-folder"))
     with pytest.raises(SystemExit):  # the shipped model carries no trained estimator to score with
         qc_eval.parse_args(["--model-estimator"])
+    # the settings written to qc_eval.json: --peers is a list of paths
+    args = qc_eval.parse_args(["--peers", "a/results.json", "b/results.json", "--out", "out"])
+    assert json.loads(json.dumps(qc_eval.json_settings(args)))["peers"] == ["a/results.json", "b/results.json"]
 
 
 @needs_data
