@@ -145,12 +145,16 @@ def train_dice_estimator(labeled, bundle: Bundle, steps: int, seed: int, device)
 
 
 def undertrained_bundle(labeled, trained: Bundle, steps: int, folder: Path, device) -> Path:
-    """SL-1 after ``steps`` steps from random weights on the ``labeled`` Case, with the trained model's sizes."""
+    """SL-1 after ``steps`` steps from random weights on the ``labeled`` Case, with the trained model's sizes.
+
+    Its seed is one past the trained model's: the Dice estimator's own early U-Nets
+    (``training.estimator.early_unets``) start from the run's seed, and this model must not be one of them."""
     from dataclasses import replace
 
     from singlestrip_bids.training.sl1 import train_sl1
 
-    config = replace(training_config(trained), steps=steps, learning_rate=1e-3, final_learning_rate=None)
+    base = training_config(trained)
+    config = replace(base, steps=steps, learning_rate=1e-3, final_learning_rate=None, seed=base.seed + 1)
     path, _, _ = train_sl1(nib.load(labeled.image), nib.load(labeled.reference), folder / "undertrained",
                            config, device=device, name="undertrained")
     return path

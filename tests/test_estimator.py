@@ -11,7 +11,7 @@ from singlestrip_bids.model.estimator import build_estimator, estimated_dice, es
 from singlestrip_bids.model.unet import UNet, UNetConfig
 from singlestrip_bids.qc.estimator import estimate_dice
 from singlestrip_bids.synthesis.generator import SynthesisConfig, Synthesizer
-from singlestrip_bids.training.estimator import CandidateStream, train_estimator
+from singlestrip_bids.training.estimator import EARLY_PROBABILITY, CandidateStream, early_unets, train_estimator
 from singlestrip_bids.training.sl1 import TrainingConfig, prepare_source
 
 pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data is absent")
@@ -63,13 +63,43 @@ def test_candidates_are_damaged_masks_and_the_targets_the_true_ones(source):
     assert all(torch.equal(a, b) for a, b in zip(first.batch(2), again.batch(2)))  # one seed, one stream
 
 
+class EverywhereUNet(torch.nn.Module):
+    """An 'undertrained U-Net' that calls every voxel brain."""
+
+    def forward(self, x):
+        return torch.full_like(x, 10.0)
+
+
+def test_some_candidates_are_the_masks_of_an_undertrained_unet(source):
+    def full_candidates(early):
+        stream = CandidateStream(Synthesizer([source], TINY.synthesis, seed=0), TINY.voxel_size, seed=1, early=early)
+        inputs, masks = stream.batch(40)
+        assert (masks.mean(dim=(1, 2, 3, 4)) < 0.9).all()
+        return int((inputs[:, 1].mean(dim=(1, 2, 3)) > 0.9).sum())
+
+    assert full_candidates(()) == 0
+    assert 0.25 * 40 * EARLY_PROBABILITY <= full_candidates([EverywhereUNet()]) <= 2.5 * 40 * EARLY_PROBABILITY
+
+
+def test_early_unets_are_seeded_snapshots_of_one_short_training(source):
+    unet = UNet(SMALL_UNET)
+    snapshots = early_unets(unet, Synthesizer([source], TINY.synthesis, seed=0), steps=(1, 3), seed=2)
+    again = early_unets(unet, Synthesizer([source], TINY.synthesis, seed=0), steps=(1, 3), seed=2)
+    assert len(snapshots) == 2 and not any(s.training for s in snapshots)
+    first, last = (s.state_dict()["down.0.0.weight"] for s in snapshots)
+    assert not torch.equal(first, last)  # two more steps changed the weights
+    assert all(torch.equal(a, b) for s, t in zip(snapshots, again) for a, b in zip(s.state_dict().values(),
+                                                                                    t.state_dict().values()))
+    assert early_unets(unet, Synthesizer([source], TINY.synthesis, seed=0), steps=()) == []
+
+
 def test_training_is_seeded_and_the_score_is_a_dice(source):
     torch.manual_seed(0)
     unet = UNet(SMALL_UNET)
     first, losses = train_estimator([source], TINY.synthesis, voxel_mm=TINY.voxel_size, unet=unet, steps=4,
-                                    batch_size=2, seed=5, log_every=2)
+                                    batch_size=2, seed=5, log_every=2, early_steps=(1, 2, 8))
     second, _ = train_estimator([source], TINY.synthesis, voxel_mm=TINY.voxel_size, unet=unet, steps=4,
-                                batch_size=2, seed=5, log_every=2)
+                                batch_size=2, seed=5, log_every=2, early_steps=(1, 2, 8))
     assert len(losses) == 4 and not first.training
     assert not torch.equal(first.state_dict()["down.0.0.weight"][:, 1], torch.zeros_like(
         first.state_dict()["down.0.0.weight"][:, 1]))  # it learned to read the candidate

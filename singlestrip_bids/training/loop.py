@@ -1,5 +1,6 @@
 """One training loop for every network (U-Net, QC autoencoder), made of hooks: step, log, checkpoint, resume."""
 
+import copy
 import json
 import logging
 import math
@@ -71,6 +72,17 @@ class CheckpointHook(Hook):
     def after_step(self, trainer, step, loss):
         if step % self.every == 0 or step == trainer.steps:
             trainer.save_checkpoint(self.path, step)
+
+
+class SnapshotHook(Hook):
+    """Keep an eval-mode copy of the model after each of ``steps``."""
+
+    def __init__(self, steps):
+        self.steps, self.snapshots = set(steps), []
+
+    def after_step(self, trainer, step, loss):
+        if step in self.steps:
+            self.snapshots.append(copy.deepcopy(trainer.model).eval())
 
 
 def dice_on_logits(outputs, targets, weights=None):
