@@ -5,6 +5,7 @@
                                  [--ae-kinds 2d 3d] [--estimator-steps 300 | --model-estimator]
                                  [--tta-copies 10 (0: none)]
                                  [--cases N] [--threads N]
+    python benchmarks/qc_eval.py --pool RUN/qc_eval.json ... [--out DIR]
 
 The autoencoders and the estimator are trained on one labeled example, as the group level would:
 ``--dataset human`` labels fs_training_t1/sub-01 (the shipped model's example) and grades ten other
@@ -23,6 +24,10 @@ estimator (trained here, or ``--model-estimator``: the one ``--model`` carries, 
 --models SSL-estimator``) and, for predictions, TTA agreement. Prints Pearson r, Spearman, MAE and the AUC for
 detecting a true Dice below 0.9, over all masks, the predictions and per contrast; writes
 ``qc_eval.json`` and, when matplotlib is installed, ``qc_eval.png`` (scatter plots).
+
+``--pool`` trains and grades nothing: it reads the rows of earlier runs (each dataset graded by the
+QC of its own labeled example, as a user's group level would train it) and prints the same table over
+all of them together, per dataset and per contrast; writes ``qc_pool.json`` and ``qc_pool.png``.
 """
 
 import argparse
@@ -178,7 +183,9 @@ def summarise(rows: list, score: str, subset=None) -> dict:
 
 
 def best_threshold(rows: list, score: str, good_dice: float = GOOD_DICE) -> dict:
-    """Threshold on ``score`` that best separates masks of true Dice ≥ ``good_dice`` (Youden's J)."""
+    """Threshold on ``score`` that best separates masks of true Dice ≥ ``good_dice`` (Youden's J), over
+    the rows that have the score."""
+    rows = [row for row in rows if row.get(score) is not None]
     values = np.array([row[score] for row in rows])
     good = np.array([row["true_dice"] >= good_dice for row in rows])
     if good.all() or not good.any():
@@ -260,10 +267,14 @@ def grade_case(case, trained: Bundle, models: dict, autoencoders: dict, estimato
 
 
 def summary_of(rows: list, scores: list) -> dict:
-    """Per score: agreement over all masks, the predictions and each contrast, and the best threshold."""
+    """Per score: agreement over all masks, the predictions, each dataset (pooled rows only) and each
+    contrast, and the best threshold."""
     contrasts = sorted({row["contrast"] for row in rows})
+    datasets = sorted({row["dataset"] for row in rows if "dataset" in row})
     return {score: {"all": summarise(rows, score),
                     "predictions": summarise(rows, score, lambda row: row["origin"] == "prediction"),
+                    **{dataset: summarise(rows, score, lambda row, d=dataset: row.get("dataset") == d)
+                       for dataset in (datasets if len(datasets) > 1 else [])},
                     **{contrast: summarise(rows, score, lambda row, c=contrast: row["contrast"] == c)
                        for contrast in contrasts},
                     "threshold": best_threshold(rows, score) if score != "tta" else {}}
@@ -302,7 +313,12 @@ def parse_args(argv=None):
     parser.add_argument("--cases", type=int, default=None, help="use the first N graded images only")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pool", type=Path, nargs="+", default=[],
+                        help="qc_eval.json files of earlier runs: their rows summarised together, nothing trained")
     args = parser.parse_args(argv)
+    missing = [str(path) for path in args.pool if not path.is_file()]
+    if missing:
+        parser.error(f"--pool: no such file: {', '.join(missing)}")
     if args.model is None and args.dataset != "human":
         parser.error(f"--dataset {args.dataset} needs --model: a bundle trained on its labeled image")
     if args.model_estimator and load_bundle(args.model or default_bundle_path()).dice_estimator is None:
@@ -320,10 +336,43 @@ def json_settings(args) -> dict:
     return {key: plain(value) for key, value in vars(args).items()}
 
 
+def pooled_rows(paths) -> tuple:
+    """``(rows, scores)`` of several ``qc_eval.json`` files: every row tagged with its run's dataset;
+    the scores any run measured, in :func:`main`'s order."""
+    rows, seen = [], set()
+    for path in paths:
+        run = json.loads(Path(path).read_text())
+        rows += [{**row, "dataset": run["settings"]["dataset"]} for row in run["rows"]]
+        seen |= set(run["summary"])
+    order = ["ae2d", "ae3d", "estimator", "tta"]
+    return rows, [score for score in order if score in seen]
+
+
+def report(rows: list, scores: list, document: dict, out: Path, stem: str) -> None:
+    """Print the summary table and thresholds; write ``<stem>.json`` and ``<stem>.png`` to ``out``."""
+    summary = summary_of(rows, scores)
+    print()
+    print(summary_table(summary))
+    for score in (score for score in scores if score != "tta"):
+        print(f"{score}: threshold separating true Dice >= {GOOD_DICE}: {summary[score]['threshold']}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps({**document, "summary": summary, "rows": rows}, indent=2) + "\n")
+    if scatter(rows, scores, out / f"{stem}.png"):
+        print(f"scatter plot: {out / f'{stem}.png'}")
+    else:
+        print("matplotlib is not installed: no scatter plot")
+
+
 def main(argv=None) -> int:
     from measure import machine_description
 
     args = parse_args(argv)
+    date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if args.pool:
+        rows, scores = pooled_rows(args.pool)
+        print(f"{len(rows)} graded masks from {len(args.pool)} runs")
+        report(rows, scores, {"date": date, "pooled": [str(path) for path in args.pool]}, args.out, "qc_pool")
+        return 0
     from singlestrip_bids.cli.progress import set_console_logging
 
     set_console_logging()  # each training phase's progress on stderr, as the group level shows it
@@ -357,19 +406,8 @@ def main(argv=None) -> int:
                                          peers.get(case.name)))
         print(f"{case.name}: {len(case_rows)} masks in {time.perf_counter() - start:.0f} s")
     scores = [*(f"ae{kind}" for kind in autoencoders), "estimator", *(["tta"] if args.tta_copies else [])]
-    summary = summary_of(rows, scores)
-    print()
-    print(summary_table(summary))
-    for score in (score for score in scores if score != "tta"):
-        print(f"{score}: threshold separating true Dice >= {GOOD_DICE}: {summary[score]['threshold']}")
-    settings = json_settings(args)
-    result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine_description(),
-              "labeled": labeled.name, "settings": settings, "device": str(device), "summary": summary, "rows": rows}
-    (args.out / "qc_eval.json").write_text(json.dumps(result, indent=2) + "\n")
-    if scatter(rows, scores, args.out / "qc_eval.png"):
-        print(f"scatter plot: {args.out / 'qc_eval.png'}")
-    else:
-        print("matplotlib is not installed: no scatter plot")
+    report(rows, scores, {"date": date, "machine": machine_description(), "labeled": labeled.name,
+                          "settings": json_settings(args), "device": str(device)}, args.out, "qc_eval")
     return 0
 
 

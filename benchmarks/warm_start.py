@@ -2,12 +2,13 @@
 held-out Dice after every N steps (the learning curves of ``--init``).
 
     python benchmarks/warm_start.py [--inits scratch default synthetic] [--steps 100 200 300 400 500]
-                                    [--final-learning-rate LR] [--fold F ...] [--data DIR] [--out DIR]
+                                    [--final-learning-rate LR] [--fold F ...] [--cases N] [--data DIR] [--out DIR]
                                     [--device auto|cpu|cuda] [--seed S]
 
 Each (fold, init) runs the group level's own SL-1 stage (``training.group.train_one_shot``) on the
 fold's labeled mouse, with the sizes it derives; the run is cut at every ``--steps`` value, its
-bundle saved and the fold's held-out animals stripped with it (``paper.evaluate``). The cut is
+bundle saved and the fold's held-out animals stripped with it (``paper.evaluate``; ``--cases N``: the
+first N held-out images only). The cut is
 exact: each segment resumes the previous one's checkpoint (weights, optimiser, both random streams),
 so the curve is that of one uninterrupted run. Step 0 is the starting model alone (none for scratch).
 ``--final-learning-rate`` decays the rate along a half cosine to it (``training.loop.Trainer``); the
@@ -38,12 +39,13 @@ def curve(fold, init: str, steps: list, out: Path, scorer, args) -> list:
     from singlestrip_bids.training.qc_networks import QCNetworks
     from singlestrip_bids.training.sl1 import TrainingConfig
 
-    links = linked_inputs(fold.test, out / "inputs")
+    test = fold.test[: args.cases]
+    links = linked_inputs(test, out / "inputs")
     rows = []
     if init in SHIPPED_MODELS:
         progress(f"  {init}: step 0, the shipped model alone")
         rows += [{"init": init, "step": 0, **row}
-                 for row in evaluate(resolve_bundle_path(init, None), fold.test, links, out / init / "step-0",
+                 for row in evaluate(resolve_bundle_path(init, None), test, links, out / init / "step-0",
                                      scorer, args.device)]
     training = TrainingConfig(seed=args.seed, final_learning_rate=args.final_learning_rate)
     settings = GroupSettings(training=training, init=init, resume=True, device=args.device)
@@ -56,7 +58,7 @@ def curve(fold, init: str, steps: list, out: Path, scorer, args) -> list:
         bundle = train_one_shot(run, QCNetworks(None), folder=out / init / f"step-{step}").bundle
         progress(f"  {init}: step {step} ({time.perf_counter() - started:.0f} s), evaluating")
         rows += [{"init": init, "step": step, **row}
-                 for row in evaluate(bundle, fold.test, links, out / init / f"eval-{step}", scorer, args.device)]
+                 for row in evaluate(bundle, test, links, out / init / f"eval-{step}", scorer, args.device)]
     return rows
 
 
@@ -107,6 +109,7 @@ def parse_args(argv=None):
     parser.add_argument("--final-learning-rate", type=float, default=None,
                         help="decay SL-1's rate to this at the last step (one --steps value)")
     parser.add_argument("--fold", type=int, nargs="+", default=[2], help="mouse folds, 1-based (default 2)")
+    parser.add_argument("--cases", type=int, default=None, help="strip the first N held-out images only (default all)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/warm-start-<UTC time>")
     parser.add_argument("--device", default="auto")
@@ -114,6 +117,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if sorted(set(args.steps)) != args.steps or args.steps[0] < 1:
         parser.error("--steps: increasing positive step counts")
+    if args.cases is not None and args.cases < 1:
+        parser.error("--cases: at least one held-out image")
     if args.final_learning_rate is not None and len(args.steps) != 1:
         parser.error("--final-learning-rate: the decay spans one run, give one --steps value")
     args.out = (args.out or HERE / "results" / time.strftime("warm-start-%Y%m%dT%H%M%SZ", time.gmtime())).resolve()
@@ -134,7 +139,7 @@ def main(argv=None) -> int:
     scorer, rows, started = Scorer(), [], time.perf_counter()
     for number in args.fold:
         fold = folds[number - 1]
-        progress(f"fold {number}: labeled {fold.labeled.name}, {len(fold.test)} held-out images")
+        progress(f"fold {number}: labeled {fold.labeled.name}, {len(fold.test[: args.cases])} held-out images")
         for init in args.inits:
             rows += [{"fold": number, "labeled": fold.labeled.name, **row}
                      for row in curve(fold, init, args.steps, args.out / f"fold-{number}", scorer, args)]

@@ -189,6 +189,33 @@ def test_qc_eval_grades_images_other_than_the_labeled_one():
     assert json.loads(json.dumps(qc_eval.json_settings(args)))["peers"] == ["a/results.json", "b/results.json"]
 
 
+def test_qc_eval_pool_summarises_several_runs_per_dataset_and_overall(tmp_path, capsys):
+    import qc_eval
+
+    def run(dataset, contrast, truths, estimates, ae3d=False):
+        rows = [{"image": f"{dataset}/{n}", "contrast": contrast, "mask": "m", "origin": "corruption",
+                 "true_dice": truth, "ae2d": 0.9 - n / 100, "estimator": estimate, "tta": None,
+                 **({"ae3d": 0.8} if ae3d else {})} for n, (truth, estimate) in enumerate(zip(truths, estimates))]
+        path = tmp_path / dataset / "qc_eval.json"
+        path.parent.mkdir()
+        scores = ["ae2d", *(["ae3d"] if ae3d else []), "estimator"]
+        path.write_text(json.dumps({"settings": {"dataset": dataset}, "summary": dict.fromkeys(scores), "rows": rows}))
+        return path
+
+    human = run("human", "T1w", [0.95, 0.7, 0.85, 0.99], [0.94, 0.72, 0.80, 0.97], ae3d=True)
+    mouse = run("mouse", "T2starw", [0.6, 0.96, 0.88], [0.65, 0.95, 0.92])
+    assert qc_eval.main(["--pool", str(human), str(mouse), "--out", str(tmp_path / "pool")]) == 0
+    assert "7 graded masks from 2 runs" in capsys.readouterr().out
+    result = json.loads((tmp_path / "pool" / "qc_pool.json").read_text())
+    estimator = result["summary"]["estimator"]
+    assert estimator["all"]["n"] == 7 and estimator["human"]["n"] == 4 and estimator["mouse"]["n"] == 3
+    assert estimator["all"]["mae"] == pytest.approx(np.mean([0.01, 0.02, 0.05, 0.02, 0.05, 0.01, 0.04]), abs=1e-3)
+    assert result["summary"]["ae3d"]["all"]["n"] == 4  # only the run that measured it
+    assert {row["dataset"] for row in result["rows"]} == {"human", "mouse"}
+    with pytest.raises(SystemExit):
+        qc_eval.parse_args(["--pool", str(tmp_path / "missing.json")])
+
+
 @needs_data
 def test_mouse_folds_split_by_animal():
     from folds import animal, make_folds
@@ -379,15 +406,15 @@ def test_models_py_scores_bundles_by_name_and_folder_on_a_bids_dataset(tmp_path,
 
 @needs_data
 def test_warm_start_py_cuts_one_run_into_a_curve_per_init(tmp_path):
-    """Two inits, cut at 1 and 2 steps on fold 1's held-out mice: the shipped model alone is step 0."""
+    """Two inits, cut at 1 and 2 steps on two of fold 1's held-out mice: the shipped model alone is step 0."""
     out = tmp_path / "warm"
     command = [sys.executable, str(BENCHMARKS / "warm_start.py"), "--inits", "scratch", "default", "--steps", "1",
-               "2", "--fold", "1", "--data", str(DATA_DIR), "--out", str(out), "--device", "cpu"]
+               "2", "--fold", "1", "--cases", "2", "--data", str(DATA_DIR), "--out", str(out), "--device", "cpu"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads((out / "warm_start.json").read_text())["rows"]
     held_out = {row["image"] for row in rows}
-    assert len(held_out) == 6 and all(row["fold"] == 1 for row in rows)
+    assert len(held_out) == 2 and all(row["fold"] == 1 for row in rows)  # --cases 2 of the fold's 6
     assert sorted({(row["init"], row["step"]) for row in rows}) == [
         ("default", 0), ("default", 1), ("default", 2), ("scratch", 1), ("scratch", 2)]
     dice = {(row["init"], row["step"]): [] for row in rows}
