@@ -355,8 +355,10 @@ def report(rows: list, scores: list, document: dict, out: Path, stem: str) -> No
     print(summary_table(summary))
     for score in (score for score in scores if score != "tta"):
         print(f"{score}: threshold separating true Dice >= {GOOD_DICE}: {summary[score]['threshold']}")
+    from singlestrip_bids.io.atomic import atomic_write_json
+
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps({**document, "summary": summary, "rows": rows}, indent=2) + "\n")
+    atomic_write_json({**document, "summary": summary, "rows": rows}, out / f"{stem}.json")
     if scatter(rows, scores, out / f"{stem}.png"):
         print(f"scatter plot: {out / f'{stem}.png'}")
     else:
